@@ -1,0 +1,131 @@
+"""absl flag definitions (one `define_*` per concern) and flags -> config getters."""
+
+from absl import flags
+
+from tfcharrnn import config as cfg
+
+FLAGS = flags.FLAGS
+_D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
+_S, _E = cfg.SampleConfig, cfg.EvalConfig
+
+
+def define_data_flags(fv=FLAGS):
+    flags.DEFINE_string("data_path", _D.data_path,
+                        "Text file to train on (default: the bundled tiny-shakespeare).",
+                        flag_values=fv)
+    flags.DEFINE_enum("level", _D.level, cfg.LEVELS, "Token unit.", flag_values=fv)
+    flags.DEFINE_string("encoding", _D.encoding, "Text encoding of --data_path.", flag_values=fv)
+    flags.DEFINE_float("val_fraction", _D.val_fraction,
+                       "Fraction of the corpus (its tail) held out for validation.",
+                       flag_values=fv)
+    flags.DEFINE_float("test_fraction", _D.test_fraction,
+                       "Fraction held out at the very end for testing (never trained on).",
+                       flag_values=fv)
+    flags.DEFINE_integer("batch_size", _D.batch_size, "Parallel streams per batch.",
+                         flag_values=fv)
+    flags.DEFINE_integer("seq_len", _D.seq_len,
+                         "Tokens per training window (truncated-BPTT length).", flag_values=fv)
+
+
+def define_model_flags(fv=FLAGS):
+    flags.DEFINE_enum("backend", _M.backend, cfg.BACKENDS,
+                      "keras: Keras RNN layers; manual: explicit weights and time loop.",
+                      flag_values=fv)
+    flags.DEFINE_enum("model", _M.model, cfg.MODELS, "Recurrent cell.", flag_values=fv)
+    flags.DEFINE_integer("num_layers", _M.num_layers, "Stacked recurrent layers.",
+                         flag_values=fv)
+    flags.DEFINE_integer("hidden_size", _M.hidden_size, "Units per recurrent layer.",
+                         flag_values=fv)
+    flags.DEFINE_integer("embedding_size", _M.embedding_size,
+                         "Token embedding width (0 = one-hot input).", flag_values=fv)
+    flags.DEFINE_float("dropout", _M.dropout,
+                       "Dropout between layers and before the softmax, in [0, 1).",
+                       flag_values=fv)
+
+
+def define_train_flags(fv=FLAGS):
+    define_data_flags(fv)
+    define_model_flags(fv)
+    flags.DEFINE_string("checkpoint_dir", "",
+                        "Run directory for checkpoints, config.json and vocab.json "
+                        "(default: checkpoints/<model>). Training again resumes it.",
+                        flag_values=fv)
+    flags.DEFINE_string("logdir", _T.logdir,
+                        "TensorBoard directory (default: <checkpoint_dir>/logs).", flag_values=fv)
+    flags.DEFINE_float("learning_rate", _T.learning_rate, "Adam learning rate.", flag_values=fv)
+    flags.DEFINE_float("decay_rate", _T.decay_rate,
+                       "Learning-rate multiplier per completed epoch.", flag_values=fv)
+    flags.DEFINE_float("grad_clip", _T.grad_clip,
+                       "Clip gradients to this global norm (0 = no clipping).", flag_values=fv)
+    flags.DEFINE_integer("num_epochs", _T.num_epochs, "Passes over the training split.",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_steps", _T.max_steps,
+                         "Stop after this many steps in total (0 = no limit).", flag_values=fv)
+    flags.DEFINE_integer("eval_every", _T.eval_every,
+                         "Validate (and log a text sample) every this many steps.",
+                         flag_values=fv)
+    flags.DEFINE_integer("save_every", _T.save_every,
+                         "Checkpoint every this many steps (0 = at each evaluation).",
+                         flag_values=fv)
+    flags.DEFINE_integer("keep_checkpoints", _T.keep_checkpoints,
+                         "Latest checkpoints to keep (the best one is kept separately).",
+                         flag_values=fv)
+    flags.DEFINE_integer("sample_length", _T.sample_length,
+                         "Characters in the text sample logged to TensorBoard.", flag_values=fv)
+    flags.DEFINE_integer("seed", _T.seed, "Random seed (weights, dropout, samples).",
+                         flag_values=fv)
+    flags.DEFINE_boolean("overwrite", False,
+                         "Start over in a checkpoint_dir that holds another run; the old run "
+                         "is renamed, never deleted.", flag_values=fv)
+
+
+def define_sample_flags(fv=FLAGS):
+    flags.DEFINE_string("checkpoint_dir", _S.checkpoint_dir, "Run directory written by train.",
+                        flag_values=fv)
+    flags.DEFINE_enum("checkpoint", _S.checkpoint, cfg.CHECKPOINT_CHOICES,
+                      "Weights to use: best (lowest validation loss) or latest.", flag_values=fv)
+    flags.DEFINE_string("prime", _S.prime, "Text to start from (warms up the state).",
+                        flag_values=fv)
+    flags.DEFINE_integer("length", _S.length, "Tokens to generate per sample.", flag_values=fv)
+    flags.DEFINE_float("temperature", _S.temperature,
+                       "Softmax temperature (<1 more conservative, >1 more surprising).",
+                       flag_values=fv)
+    flags.DEFINE_enum("sampling", _S.sampling, cfg.SAMPLING_METHODS,
+                      "sample: from the softmax; argmax: most likely; top_k: among top_k.",
+                      flag_values=fv)
+    flags.DEFINE_integer("top_k", _S.top_k, "Candidates kept by --sampling=top_k.",
+                         flag_values=fv)
+    flags.DEFINE_integer("num_samples", _S.num_samples, "Independent samples.", flag_values=fv)
+    flags.DEFINE_integer("seed", _S.seed, "Random seed: same seed, same text.", flag_values=fv)
+
+
+def define_eval_flags(fv=FLAGS):
+    flags.DEFINE_string("checkpoint_dir", _E.checkpoint_dir, "Run directory written by train.",
+                        flag_values=fv)
+    flags.DEFINE_enum("checkpoint", _E.checkpoint, cfg.CHECKPOINT_CHOICES,
+                      "Weights to use: best or latest.", flag_values=fv)
+    flags.DEFINE_string("data_path", _E.data_path, "Text file to evaluate on (required).",
+                        flag_values=fv)
+    flags.DEFINE_integer("window", _E.window,
+                         "Tokens per forward call (the state carries across; speed only).",
+                         flag_values=fv)
+
+
+def _values(fv, dataclass):
+    import dataclasses
+    return {f.name: fv[f.name].value for f in dataclasses.fields(dataclass) if f.name in fv}
+
+
+def run_config(fv=FLAGS) -> cfg.RunConfig:
+    train = _values(fv, _T)
+    train["checkpoint_dir"] = fv.checkpoint_dir or f"checkpoints/{fv.model}"
+    return cfg.RunConfig(data=_D(**_values(fv, _D)), model=_M(**_values(fv, _M)),
+                         train=_T(**train))
+
+
+def sample_config(fv=FLAGS) -> cfg.SampleConfig:
+    return _S(**_values(fv, _S))
+
+
+def eval_config(fv=FLAGS) -> cfg.EvalConfig:
+    return _E(**_values(fv, _E))

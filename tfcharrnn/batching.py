@@ -1,0 +1,55 @@
+"""Cut a token sequence into parallel streams for truncated backpropagation through time.
+
+The invariant everything downstream relies on:
+
+    The ids are cut into `batch_size` contiguous streams of equal length S. Batch i is the
+    window [i * seq_len, (i + 1) * seq_len) of every stream, and its targets are the same
+    window shifted one token ahead. So row b of batch i + 1 continues row b of batch i
+    exactly where it stopped.
+
+That is what makes it correct to feed the final recurrent state of batch i as the initial
+state of batch i + 1: row b of the state has just read the text that row b of the next
+batch continues. Shuffling batches or rows would silently break it.
+
+Stream b holds inputs ids[b*S : (b+1)*S] and targets ids[b*S+1 : (b+1)*S+1], with
+S = (len(ids) - 1) // batch_size; the last (len(ids) - 1) % batch_size tokens and the last
+partial window of each stream are not used. All arrays are views of `ids`, so batching costs
+no memory beyond the encoded corpus.
+"""
+
+import numpy as np
+
+
+class StreamBatches:
+    """Indexable sequence of (inputs, targets) int32 batches, each [batch_size, seq_len]."""
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        stream_len = (len(ids) - 1) // batch_size if len(ids) > 0 else 0  # S
+        self.num_batches = stream_len // seq_len
+        used = batch_size * stream_len
+        self._inputs = ids[:used].reshape(batch_size, stream_len)        # [B, S]
+        self._targets = ids[1:used + 1].reshape(batch_size, stream_len)  # [B, S]
+
+    @staticmethod
+    def min_tokens(batch_size: int, seq_len: int) -> int:
+        """Fewest tokens that give one batch."""
+        return batch_size * seq_len + 1
+
+    def __len__(self):
+        return self.num_batches
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.num_batches:
+            raise IndexError(f"batch {i} out of range [0, {self.num_batches})")
+        window = slice(i * self.seq_len, (i + 1) * self.seq_len)
+        return self._inputs[:, window], self._targets[:, window]
+
+    def __iter__(self):
+        for i in range(self.num_batches):
+            yield self[i]
+
+    @property
+    def tokens_per_batch(self) -> int:
+        return self.batch_size * self.seq_len

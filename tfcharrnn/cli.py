@@ -1,0 +1,91 @@
+"""What every command shares: quiet start-up, flag errors and failures as one line.
+
+Entry points call `run(main)`. Flags are parsed first, so `--verbosity` is known before
+TensorFlow is imported: by default TensorFlow's start-up log (oneDNN notice, CPU feature
+guard) is swallowed; `--verbosity=0` or more shows it, and `--verbosity=1` also shows the
+traceback of a failure.
+"""
+
+import os
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+
+from tfcharrnn.errors import TfcharrnnError, UsageError
+
+FLAGS = flags.FLAGS
+
+
+def import_tensorflow(verbosity: int):
+    """Imports TensorFlow, hiding its C++ start-up log unless verbosity >= 0.
+
+    The start-up lines are written by C++ code straight to file descriptor 2 before any log
+    level applies (TF_CPP_MIN_LOG_LEVEL does not silence them), so the descriptor itself is
+    pointed at a temporary file during the import. If the import fails, the captured text is
+    replayed so nothing useful is lost.
+    """
+    if verbosity >= 0:
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    tf.get_logger().setLevel("ERROR")
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def _parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(f"{e}; run with --helpshort to list the flags", 2)
+
+
+def _fail(message: str, code: int):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def verbosity() -> int:
+    """The --verbosity the user asked for; -1 (quiet) when not given.
+
+    absl's app.run lowers the flag's value to 0 after parsing, so its value alone does not
+    tell whether the user asked for more detail.
+    """
+    return FLAGS.verbosity if FLAGS["verbosity"].present else -1
+
+
+def run(main):
+    """Runs `main(argv)` as an absl app with tfcharrnn's error handling."""
+    def wrapped(argv):
+        if len(argv) > 1:
+            _fail(f"unexpected argument(s): {' '.join(argv[1:])}; flags look like --name=value",
+                  2)
+        import_tensorflow(verbosity())
+        try:
+            main(argv)
+        except TfcharrnnError as e:
+            if verbosity() >= 1:
+                raise
+            _fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+    app.run(wrapped, flags_parser=_parse_flags)
+
+
+__all__ = ["run", "import_tensorflow", "UsageError"]

@@ -1,0 +1,212 @@
+"""Frozen configuration dataclasses, one per concern.
+
+The library takes these as plain values and never reads global flags; the `flags/` package
+turns parsed command-line flags into them. Variants are made with `dataclasses.replace`.
+Every check here raises `UsageError`, so a bad value is reported the same way whether it came
+from a flag, a test or a `config.json`.
+"""
+
+import dataclasses
+import os
+from tfcharrnn.errors import UsageError
+
+MODELS = ("rnn", "gru", "lstm")
+BACKENDS = ("keras", "manual")
+LEVELS = ("char",)
+SAMPLING_METHODS = ("sample", "argmax", "top_k")
+CHECKPOINT_CHOICES = ("best", "latest")
+
+BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                              "tinyshakespeare.txt")
+
+
+def _positive(name, value):
+    if value is None or value < 1:
+        raise UsageError(f"--{name} must be a positive integer, got {value}; pass --{name}=1 or more")
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise UsageError(f"unknown --{name}={value!r}; choose one of: {', '.join(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    data_path: str = ""              # text file to train on ("" = the bundled tiny-shakespeare)
+    level: str = "char"              # token unit: "char" (code points)
+    encoding: str = "utf-8"          # text encoding of data_path
+    val_fraction: float = 0.1        # tail of the corpus held out for validation
+    test_fraction: float = 0.0       # held out after validation, never trained or validated on
+    batch_size: int = 64             # number of parallel streams (rows per batch)
+    seq_len: int = 100               # tokens per window (truncated-BPTT length)
+
+    @property
+    def resolved_data_path(self) -> str:
+        return self.data_path or BUNDLED_CORPUS
+
+    def __post_init__(self):
+        _choice("level", self.level, LEVELS)
+        _positive("batch_size", self.batch_size)
+        _positive("seq_len", self.seq_len)
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise UsageError(f"--{name} must be in [0, 1), got {value}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise UsageError("--val_fraction + --test_fraction must be below 1 "
+                             "so that some text is left for training")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    backend: str = "keras"     # "keras" (Keras RNN layers) or "manual" (explicit weights and loop)
+    model: str = "lstm"        # recurrent cell: "rnn", "gru" or "lstm"
+    num_layers: int = 2        # stacked recurrent layers
+    hidden_size: int = 256     # units per recurrent layer
+    embedding_size: int = 64   # token embedding width (0 = one-hot input)
+    dropout: float = 0.0       # dropout between layers and before the softmax, when training
+
+    def __post_init__(self):
+        _choice("backend", self.backend, BACKENDS)
+        _choice("model", self.model, MODELS)
+        _positive("num_layers", self.num_layers)
+        _positive("hidden_size", self.hidden_size)
+        if self.embedding_size is None or self.embedding_size < 0:
+            raise UsageError(f"--embedding_size must be 0 (one-hot) or more, "
+                             f"got {self.embedding_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    checkpoint_dir: str = "checkpoints/lstm"  # run directory: weights, config.json, vocab.json
+    logdir: str = ""                 # TensorBoard directory ("" = <checkpoint_dir>/logs)
+    learning_rate: float = 2e-3      # Adam learning rate at epoch 0
+    decay_rate: float = 0.97         # learning rate multiplier per completed epoch
+    grad_clip: float = 5.0           # global-norm gradient clipping threshold (0 = off)
+    num_epochs: int = 20             # stop after this many passes over the training split
+    max_steps: int = 0               # stop after this many train steps in total (0 = no limit)
+    eval_every: int = 200            # validate every this many steps (and at the end)
+    save_every: int = 0              # checkpoint every this many steps (0 = at each evaluation)
+    keep_checkpoints: int = 3        # how many of the latest checkpoints to keep
+    sample_length: int = 200         # length of the text sample logged at each evaluation
+    seed: int = 42                   # seeds weights, dropout and logged samples
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise UsageError(f"--learning_rate must be positive, got {self.learning_rate}")
+        if not 0 < self.decay_rate <= 1:
+            raise UsageError(f"--decay_rate must be in (0, 1], got {self.decay_rate}")
+        if self.grad_clip < 0:
+            raise UsageError(f"--grad_clip must be 0 (off) or positive, got {self.grad_clip}")
+        _positive("num_epochs", self.num_epochs)
+        _positive("eval_every", self.eval_every)
+        _positive("keep_checkpoints", self.keep_checkpoints)
+        for name in ("max_steps", "save_every", "sample_length"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name} must be 0 or more, got {getattr(self, name)}")
+
+    @property
+    def resolved_logdir(self) -> str:
+        return self.logdir or os.path.join(self.checkpoint_dir, "logs")
+
+    @property
+    def resolved_save_every(self) -> int:
+        return self.save_every or self.eval_every
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything `train` needs; `config.json` in the run directory is this, serialized."""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(data=_from_dict(DataConfig, d.get("data", {}), "data"),
+                   model=_from_dict(ModelConfig, d.get("model", {}), "model"),
+                   train=_from_dict(TrainConfig, d.get("train", {}), "train"))
+
+
+def _from_dict(cls, d, section):
+    if not isinstance(d, dict):
+        raise ValueError(f"section {section!r} is not an object")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ValueError(f"unknown field(s) in {section!r}: {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in d.items():
+        default = names[name].default
+        # JSON has one number type; accept ints for float fields but nothing else.
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(default):
+            raise ValueError(f"field {section}.{name} should be {type(default).__name__}, "
+                             f"got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+# Fields that may differ between the run on disk and the flags of a resumed run: how long to
+# train and how often to evaluate, save or log. Everything else defines the model, the data
+# stream or the optimization and must match.
+RESUMABLE_FIELDS = frozenset({
+    "train.num_epochs", "train.max_steps", "train.eval_every", "train.save_every",
+    "train.keep_checkpoints", "train.logdir", "train.sample_length", "train.checkpoint_dir",
+})
+
+
+def differing_fields(saved: RunConfig, current: RunConfig) -> list:
+    """Dotted names of fields that differ and may not differ on resume."""
+    a, b = saved.to_dict(), current.to_dict()
+    diffs = []
+    for section in a:
+        for name in a[section]:
+            key = f"{section}.{name}"
+            if key not in RESUMABLE_FIELDS and a[section][name] != b[section][name]:
+                diffs.append(f"{key}: {a[section][name]!r} on disk, {b[section][name]!r} now")
+    return diffs
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
+    checkpoint: str = "best"         # which weights: "best" (lowest validation loss) or "latest"
+    prime: str = ""                  # text that warms up the state before generating
+    length: int = 500                # tokens to generate per sample
+    temperature: float = 1.0         # divides the logits before sampling (<1 = more conservative)
+    sampling: str = "sample"         # "sample", "argmax" or "top_k"
+    top_k: int = 10                  # candidates kept by --sampling=top_k
+    num_samples: int = 1             # independent samples, generated in parallel
+    seed: int = 0                    # same seed, same text
+
+    def __post_init__(self):
+        _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        _choice("sampling", self.sampling, SAMPLING_METHODS)
+        _positive("length", self.length)
+        _positive("num_samples", self.num_samples)
+        if self.sampling in ("sample", "top_k") and not self.temperature > 0:
+            raise UsageError(f"--temperature must be positive with --sampling={self.sampling}, "
+                             f"got {self.temperature}; use --sampling=argmax for greedy text")
+        if self.sampling == "top_k":
+            _positive("top_k", self.top_k)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
+    checkpoint: str = "best"         # which weights: "best" or "latest"
+    data_path: str = ""              # text file to measure (required)
+    window: int = 1000               # tokens per forward call; the state carries across windows
+
+    def __post_init__(self):
+        _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        _positive("window", self.window)
+        if not self.data_path:
+            raise UsageError("--data_path is required: the text file to evaluate the model on")

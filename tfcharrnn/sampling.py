@@ -1,0 +1,97 @@
+"""Generate tokens from any model through a step function.
+
+The sampler sees only `step_fn(tokens [B] int32, state) -> (logits [B, V], state)`, so it
+works with every back-end and is tested with fake logits. Tokens are drawn inside a compiled
+loop, `chunk` tokens per call, so Python is entered once per chunk rather than once per token.
+
+Randomness is stateless: token t of a run is drawn with the seed fold_in(seed, t). The same
+seed therefore gives the same text whatever the chunk size.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfcharrnn.errors import UsageError
+
+
+def choose_next(logits, method: str, temperature: float, top_k: int, seed):
+    """Picks the next token of each row.
+
+    Args:
+      logits: [B, V] unnormalized log-probabilities.
+      method: "argmax", "sample" (from softmax(logits / temperature)) or "top_k" (sample among
+        the top_k most likely only).
+      seed: int64 [2] stateless seed.
+    Returns:
+      int32 [B] token ids.
+    """
+    logits = tf.cast(logits, tf.float32)  # temperature division in float32, whatever the model
+    if method == "argmax":
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    logits = logits / temperature
+    if method == "top_k":
+        kth_best = tf.math.top_k(logits, k=top_k).values[:, -1:]           # [B, 1]
+        logits = tf.where(logits < kth_best, tf.constant(-np.inf, logits.dtype), logits)
+    return tf.random.stateless_categorical(logits, 1, seed, dtype=tf.int32)[:, 0]
+
+
+class Sampler:
+    """Feeds prime tokens, then samples, in compiled chunks.
+
+    Usage:
+      sampler = Sampler(step_fn, "sample", temperature=0.8, seed=1)
+      for tokens in sampler.generate(prime_ids, state, length=500):   # each [B, <=chunk]
+          ...
+    """
+
+    def __init__(self, step_fn, method: str = "sample", temperature: float = 1.0,
+                 top_k: int = 0, seed: int = 0, chunk: int = 64):
+        if method not in ("argmax", "sample", "top_k"):
+            raise UsageError(f"unknown sampling method {method!r}")
+        self._step_fn = step_fn
+        self._method, self._temperature, self._top_k = method, temperature, top_k
+        self._seed = tf.constant([seed, 0], tf.int64)
+        self.chunk = chunk
+        self._feed = tf.function(self._feed_impl)
+        self._sample = tf.function(self._sample_impl)
+
+    def _feed_impl(self, ids, state):
+        """Runs ids [B, P] (P >= 1) through the model; returns logits after the last one."""
+        logits, state = self._step_fn(ids[:, 0], state)
+        for t in tf.range(1, tf.shape(ids)[1]):
+            logits, state = self._step_fn(ids[:, t], state)
+        return logits, state
+
+    def _sample_impl(self, logits, state, start, n):
+        """Draws n tokens; token i uses the seed fold_in(seed, start + i)."""
+        tokens = tf.TensorArray(tf.int32, size=n)
+        for i in tf.range(n):
+            seed = tf.random.experimental.stateless_fold_in(self._seed, start + tf.cast(i, tf.int64))
+            token = choose_next(logits, self._method, self._temperature, self._top_k, seed)
+            tokens = tokens.write(i, token)
+            logits, state = self._step_fn(token, state)
+        return tf.transpose(tokens.stack()), logits, state   # [B, n]
+
+    def generate(self, prime_ids, state, length: int):
+        """Yields int32 NumPy arrays [B, k] of new tokens, `length` tokens in all.
+
+        Args:
+          prime_ids: int32 [B, P] with P >= 1: the text to continue (its state warms up).
+          state: the model state before the prime (usually zeros).
+        """
+        logits, state = self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state)
+        done = 0
+        while done < length:
+            n = min(self.chunk, length - done)
+            tokens, logits, state = self._sample(logits, state, tf.constant(done, tf.int64),
+                                                 tf.constant(n))
+            done += n
+            yield tokens.numpy()
+
+
+def model_step_fn(model):
+    """Adapts a back-end (sequence in, sequence out) to the sampler's one-token step."""
+    def step(tokens, state):
+        logits, state = model(tokens[:, None], state, training=False)  # [B, 1, V]
+        return logits[:, 0], state
+    return step

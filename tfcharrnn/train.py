@@ -1,0 +1,23 @@
+"""Train a recurrent language model: python -m tfcharrnn.train --model=lstm
+
+Trains on the bundled tiny-shakespeare unless --data_path is given, writes checkpoints,
+config.json and vocab.json to --checkpoint_dir (default checkpoints/<model>) and TensorBoard
+logs to <checkpoint_dir>/logs. Running it again on the same directory resumes.
+"""
+
+import flags as tfcharrnn_flags  # the top-level flags/ package
+from absl import flags
+
+from tfcharrnn import cli
+
+FLAGS = flags.FLAGS
+tfcharrnn_flags.define_train_flags()
+
+
+def main(argv):
+    from tfcharrnn import train_lib  # imported after cli has silenced TensorFlow's start-up log
+    train_lib.train_and_evaluate(tfcharrnn_flags.run_config(), overwrite=FLAGS.overwrite)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,224 @@
+"""The training loop: data -> model -> train step -> checkpoints and TensorBoard.
+
+`train_and_evaluate(config)` is the whole of `python -m tfcharrnn.train`; it reads no flags,
+so tests call it with a tiny config in a temporary directory.
+"""
+
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from tfcharrnn import checkpoints, corpus, sampling, steps
+from tfcharrnn.batching import StreamBatches
+from tfcharrnn.config import RunConfig, differing_fields
+from tfcharrnn.errors import RunError, UsageError
+from tfcharrnn.models import build_model
+from tfcharrnn.summaries import SummaryWriter
+from tfcharrnn.vocab import CharVocab
+
+LN2 = math.log(2.0)
+
+
+@dataclasses.dataclass
+class Data:
+    vocab: CharVocab
+    train: StreamBatches
+    val: StreamBatches = None  # None when --val_fraction=0
+
+
+def prepare_data(config: RunConfig, saved_vocab=None) -> Data:
+    """Reads, encodes, splits and batches the corpus; checks it is long enough."""
+    dc = config.data
+    text = corpus.read_text(dc.resolved_data_path, dc.encoding)
+    vocab = CharVocab.from_text(text)
+    if saved_vocab is not None and vocab != saved_vocab:
+        raise UsageError(
+            f"the data's vocabulary differs from the saved run's vocab.json "
+            f"({len(vocab)} vs {len(saved_vocab)} characters); the data file changed: resume "
+            f"with the original file, or train into a new --checkpoint_dir")
+    ids = vocab.encode(text)
+    del text
+    train_ids, val_ids, _ = corpus.split(ids, dc.val_fraction, dc.test_fraction)
+    need = StreamBatches.min_tokens(dc.batch_size, dc.seq_len)
+    for name, part in (("training", train_ids), ("validation", val_ids)):
+        if name == "validation" and dc.val_fraction == 0:
+            continue
+        if len(part) < need:
+            raise UsageError(
+                f"the {name} split has {len(part)} tokens, fewer than batch_size * seq_len + 1"
+                f" = {need}; pass smaller --batch_size/--seq_len (e.g. --batch_size="
+                f"{max(1, (len(part) - 1) // dc.seq_len) if len(part) > dc.seq_len else 1} "
+                f"--seq_len={min(dc.seq_len, max(1, len(part) - 1))}), a longer file"
+                + (", or a larger --val_fraction" if name == "validation" else ""))
+    return Data(vocab=vocab,
+                train=StreamBatches(train_ids, dc.batch_size, dc.seq_len),
+                val=(StreamBatches(val_ids, dc.batch_size, dc.seq_len)
+                     if dc.val_fraction > 0 else None))
+
+
+def prepare_run_dir(config: RunConfig, overwrite: bool = False):
+    """Checks the run directory; returns the saved vocabulary when resuming, else None.
+
+    An existing run is resumed only if its config matches `config` (except how long to train
+    and how often to evaluate/save). `overwrite` moves the old run aside; nothing is deleted.
+    """
+    run_dir = config.train.checkpoint_dir
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UsageError(f"--checkpoint_dir is a file, not a directory: {run_dir}")
+    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+        return None
+    if not os.path.isfile(os.path.join(run_dir, checkpoints.CONFIG_FILE)):
+        raise UsageError(f"{run_dir} is not empty and holds no {checkpoints.CONFIG_FILE}, so it "
+                         f"is not a tfcharrnn run; pass another --checkpoint_dir")
+    if overwrite:
+        moved = f"{run_dir.rstrip(os.sep)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.rename(run_dir, moved)
+        print(f"--overwrite: moved the previous run to {moved}")
+        return None
+    saved = checkpoints.load_run_config(run_dir)
+    diffs = differing_fields(saved, config)
+    if diffs:
+        raise UsageError(
+            f"{run_dir} holds a run with other settings ({'; '.join(diffs)}); to resume pass "
+            f"the same settings, to start another run pass a new --checkpoint_dir, or pass "
+            f"--overwrite to start over (the old run is kept, renamed)")
+    return checkpoints.load_vocab(run_dir)
+
+
+def evaluate_batches(eval_fn, model, batches: StreamBatches) -> float:
+    """Mean nats per token over all batches, carrying the state from a zero start."""
+    state = model.initial_state(batches.batch_size)
+    total, count = 0.0, 0
+    for x, y in batches:
+        loss_sum, n, state = eval_fn(x, y, state)
+        total += float(loss_sum)
+        count += int(n)
+    return total / count
+
+
+def learning_rate(config, epoch: int) -> float:
+    return config.train.learning_rate * config.train.decay_rate ** epoch
+
+
+def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> dict:
+    """Trains (or resumes) the run in `config.train.checkpoint_dir`.
+
+    Returns:
+      dict with the final step, last train loss and best validation loss (nats per token).
+    """
+    out = out or sys.stdout
+    tc, dc = config.train, config.data
+    saved_vocab = prepare_run_dir(config, overwrite)
+    data = prepare_data(config, saved_vocab)
+    vocab = data.vocab
+
+    keras.utils.set_random_seed(tc.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(config.model, len(vocab), seed=tc.seed)
+    optimizer = keras.optimizers.Adam(learning_rate=tc.learning_rate)
+    optimizer.build(model.trainable_variables)
+    ckpt = checkpoints.TrainingCheckpoint(tc.checkpoint_dir, model, optimizer, model.state_shapes,
+                                          dc.batch_size, tc.keep_checkpoints)
+    resumed = ckpt.restore_latest()
+    if saved_vocab is None:
+        checkpoints.save_run_files(tc.checkpoint_dir, config, vocab)
+    step = int(ckpt.step.numpy())
+    writer = SummaryWriter(tc.resolved_logdir)
+    if step == 0:
+        writer.hparams(config.to_dict())
+
+    num_batches = len(data.train)
+    total_steps = num_batches * tc.num_epochs
+    if tc.max_steps:
+        total_steps = min(total_steps, tc.max_steps)
+    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    print(f"{os.path.basename(dc.resolved_data_path)}: {len(vocab)} distinct characters, "
+          f"{len(data.train) * data.train.tokens_per_batch:,} training tokens in "
+          f"{num_batches} batches of {dc.batch_size}x{dc.seq_len}; {config.model.backend} "
+          f"{config.model.num_layers}x{config.model.hidden_size} {config.model.model}, "
+          f"{params:,} parameters", file=out)
+    if resumed:
+        print(f"resuming {tc.checkpoint_dir} at step {step} "
+              f"(epoch {step // num_batches}, batch {step % num_batches})", file=out)
+    if step >= total_steps:
+        print(f"nothing to do: the run is at step {step} and stops at {total_steps}; "
+              f"raise --max_steps or --num_epochs to train longer", file=out)
+        return {"step": step, "train_loss": None, "val_loss": None,
+                "best_val_loss": float(ckpt.best_val_loss.numpy())}
+
+    train_fn = steps.compile_train_step(model, optimizer, tc.grad_clip)
+    eval_fn = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s), reduce_retracing=True)
+    preview = sampling.Sampler(sampling.model_step_fn(model), "sample", seed=tc.seed)
+    preview_prime = vocab.encode("\n" if "\n" in vocab.tokens else vocab.tokens[0])[None, :]
+
+    state = ckpt.carried_state() if resumed else model.initial_state(dc.batch_size)
+    epoch = None
+    loss = grad_norm = float("nan")
+    best = float(ckpt.best_val_loss.numpy())
+    last_val = None
+    chars_per_sec = 0.0
+    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    try:
+        while step < total_steps:
+            batch_epoch, b = divmod(step, num_batches)
+            if batch_epoch != epoch:
+                epoch = batch_epoch
+                optimizer.learning_rate = learning_rate(config, epoch)
+                if b == 0:  # each epoch starts every stream from a zero state
+                    state = model.initial_state(dc.batch_size)
+            x, y = data.train[b]
+            t0 = time.perf_counter()
+            loss_t, grad_norm_t, state = train_fn(x, y, state)
+            loss, grad_norm = float(loss_t), float(grad_norm_t)
+            dt = time.perf_counter() - t0
+            step += 1
+            ckpt.step.assign(step)
+            if not math.isfinite(loss):
+                raise RunError(f"the loss became {loss} at step {step}; lower --learning_rate "
+                               f"or --grad_clip (the last checkpoint is kept)")
+            rate = data.train.tokens_per_batch / dt
+            chars_per_sec = rate if chars_per_sec == 0 else 0.9 * chars_per_sec + 0.1 * rate
+            writer.scalars(step, {"train/loss": loss, "train/bits_per_char": loss / LN2,
+                                  "learning_rate": learning_rate(config, epoch),
+                                  "grad_norm": grad_norm, "chars_per_sec": rate})
+            bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}",
+                            chars_s=f"{chars_per_sec:,.0f}", refresh=False)
+            bar.update(1)
+
+            is_last = step == total_steps
+            improved = False
+            if data.val is not None and (step % tc.eval_every == 0 or is_last):
+                last_val = evaluate_batches(eval_fn, model, data.val)
+                improved = last_val < best
+                best = min(best, last_val)
+                ckpt.best_val_loss.assign(best)
+                writer.scalars(step, {"val/loss": last_val, "val/bits_per_char": last_val / LN2,
+                                      "val/perplexity": math.exp(last_val)})
+                text = vocab.decode(np.concatenate(list(preview.generate(
+                    preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0])
+                writer.text(step, "sample", text)
+                bar.write(f"step {step} (epoch {step / num_batches:.2f}): train loss "
+                          f"{loss:.4f}, val loss {last_val:.4f} nats/char "
+                          f"({last_val / LN2:.3f} bits/char, perplexity {math.exp(last_val):.2f})"
+                          f"{' *best*' if improved else ''}", file=out)
+            if improved or step % tc.resolved_save_every == 0 or is_last:
+                ckpt.save(state, best=improved)
+                writer.flush()
+    finally:
+        bar.close()
+        writer.close()
+    summary = {"step": step, "train_loss": loss,
+               "best_val_loss": best if math.isfinite(best) else None, "val_loss": last_val}
+    print(f"done at step {step}: train loss {loss:.4f}"
+          + (f", best val loss {best:.4f} nats/char" if math.isfinite(best) else "")
+          + f"; checkpoints in {tc.checkpoint_dir}. Sample with: python -m tfcharrnn.sample "
+          f"--checkpoint_dir={tc.checkpoint_dir}", file=out)
+    return summary
