@@ -1,0 +1,54 @@
+"""Shared fixtures: a small corpus and one tiny trained run, built once per session."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfcharrnn import config as cfg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(tmp_path, data_path, **overrides) -> cfg.RunConfig:
+    """A model small enough that a step takes milliseconds."""
+    sections = {
+        "data": dict(data_path=str(data_path), batch_size=4, seq_len=16, val_fraction=0.1),
+        "model": dict(hidden_size=16, num_layers=2, embedding_size=8),
+        "train": dict(checkpoint_dir=str(tmp_path / "run"), max_steps=20, eval_every=10,
+                      sample_length=20, learning_rate=1e-2),
+    }
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        sections[section][name] = value
+    return cfg.RunConfig(data=cfg.DataConfig(**sections["data"]),
+                         model=cfg.ModelConfig(**sections["model"]),
+                         train=cfg.TrainConfig(**sections["train"]))
+
+
+@pytest.fixture(scope="session")
+def corpus_path(tmp_path_factory):
+    """The first 20,000 characters of the bundled corpus."""
+    with open(cfg.BUNDLED_CORPUS, encoding="utf-8") as f:
+        text = f.read(20000)
+    path = tmp_path_factory.mktemp("data") / "small.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, corpus_path):
+    """A run directory trained for a few steps (shared by restore/sample/evaluate tests)."""
+    from tfcharrnn import train_lib
+    tmp = tmp_path_factory.mktemp("trained")
+    config = tiny_config(tmp, corpus_path, train__max_steps=30)
+    train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
+    return config
+
+
+def run_command(module, *args, timeout=300):
+    """Runs `python -m module args` as a user would; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=ROOT)

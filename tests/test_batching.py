@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from tfcharrnn import corpus
+from tfcharrnn.batching import StreamBatches
+
+
+@pytest.mark.parametrize("n,batch_size,seq_len", [(1000, 4, 7), (29, 4, 7), (57, 1, 8)])
+def test_rows_continue_across_batches_and_targets_shift_by_one(n, batch_size, seq_len):
+    ids = np.arange(n, dtype=np.int32)  # the value of each id is its position in the corpus
+    batches = StreamBatches(ids, batch_size, seq_len)
+    assert len(batches) >= 1
+    for i, (x, y) in enumerate(batches):
+        assert x.shape == y.shape == (batch_size, seq_len)
+        np.testing.assert_array_equal(y, x + 1)           # targets: the next token
+        if i + 1 < len(batches):
+            next_x, _ = batches[i + 1]
+            # Row b of batch i+1 starts right after where row b of batch i stopped.
+            np.testing.assert_array_equal(next_x[:, 0], x[:, -1] + 1)
+    # Streams are contiguous, equal-length slices laid end to end.
+    first = np.stack([batches[0][0][b, 0] for b in range(batch_size)])
+    np.testing.assert_array_equal(np.diff(first), np.full(batch_size - 1, (n - 1) // batch_size))
+
+
+def test_minimum_length_gives_exactly_one_batch():
+    b, t = 3, 5
+    n = StreamBatches.min_tokens(b, t)
+    assert len(StreamBatches(np.arange(n), b, t)) == 1
+    assert len(StreamBatches(np.arange(n - 1), b, t)) == 0
+
+
+def test_batches_are_views_not_copies():
+    ids = np.arange(101, dtype=np.int32)
+    x, y = StreamBatches(ids, 2, 10)[0]
+    assert np.shares_memory(x, ids) and np.shares_memory(y, ids)
+
+
+def test_split_is_contiguous_tail():
+    ids = np.arange(100)
+    train, val, test = corpus.split(ids, 0.1, 0.05)
+    np.testing.assert_array_equal(np.concatenate([train, val, test]), ids)
+    assert (len(train), len(val), len(test)) == (85, 10, 5)
+    assert val[0] == 85 and test[0] == 95

@@ -1,0 +1,68 @@
+"""The commands as a user runs them: flags, quiet output, exit codes."""
+
+import json
+
+from absl import flags as absl_flags
+
+import flags as tfcharrnn_flags
+from conftest import run_command
+
+
+def test_flags_parse_into_the_config():
+    fv = absl_flags.FlagValues()
+    tfcharrnn_flags.define_train_flags(fv)
+    fv(["train", "--model=gru", "--hidden_size=32", "--batch_size=8", "--dropout=0.25",
+        "--backend=keras", "--max_steps=7"])
+    config = tfcharrnn_flags.run_config(fv)
+    assert config.model.model == "gru" and config.model.hidden_size == 32
+    assert config.model.dropout == 0.25 and config.data.batch_size == 8
+    assert config.train.max_steps == 7
+    assert config.train.checkpoint_dir == "checkpoints/gru"  # default follows --model
+    assert config.data.data_path == "" and config.data.resolved_data_path.endswith(
+        "tinyshakespeare.txt")
+
+    fv = absl_flags.FlagValues()
+    tfcharrnn_flags.define_sample_flags(fv)
+    fv(["sample", "--prime=ROMEO:", "--sampling=top_k", "--top_k=3", "--seed=5"])
+    sample = tfcharrnn_flags.sample_config(fv)
+    assert (sample.prime, sample.sampling, sample.top_k, sample.seed) == ("ROMEO:", "top_k", 3, 5)
+
+
+def test_sample_is_reproducible_and_starts_with_the_prime(trained_run):
+    args = [f"--checkpoint_dir={trained_run.train.checkpoint_dir}", "--prime=First",
+            "--length=40"]
+    a = run_command("tfcharrnn.sample", *args, "--seed=3")
+    b = run_command("tfcharrnn.sample", *args, "--seed=3")
+    c = run_command("tfcharrnn.sample", *args, "--seed=4")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout != c.stdout
+    assert a.stdout.startswith("First")
+    assert len(a.stdout) == len("First") + 40 + 1  # the prime, 40 characters, a newline
+    assert a.stderr == ""  # quiet: no TensorFlow start-up log
+
+
+def test_sample_rejects_prime_characters_missing_from_the_vocabulary(trained_run):
+    r = run_command("tfcharrnn.sample", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
+                    "--prime=Hello ☃")
+    assert r.returncode == 2
+    assert "'☃'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_prints_one_json_line(trained_run, corpus_path):
+    r = run_command("tfcharrnn.evaluate", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
+                    f"--data_path={corpus_path}", "--window=500")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(result) == {"loss_nats_per_token", "bits_per_token", "perplexity", "tokens"}
+    assert result["tokens"] == len(corpus_path.read_text(encoding="utf-8")) - 1
+    assert abs(result["bits_per_token"] * 0.6931471805599453
+               - result["loss_nats_per_token"]) < 1e-9
+
+
+def test_bad_flag_is_one_line_and_exit_2():
+    r = run_command("tfcharrnn.train", "--model=transformer")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "transformer" in r.stderr
+    r = run_command("tfcharrnn.train", "--batch_size=0")
+    assert r.returncode == 2 and "--batch_size" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,58 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcharrnn import steps
+from tfcharrnn.config import ModelConfig
+from tfcharrnn.models import build_model
+
+CELLS = ["rnn", "gru", "lstm"]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_two_windows_with_carried_state_equal_one_pass(cell):
+    model = build_model(ModelConfig(backend="keras", model=cell, num_layers=2, hidden_size=12,
+                                    embedding_size=6), vocab_size=11)
+    ids = tf.constant(np.random.default_rng(0).integers(0, 11, size=(3, 17)), tf.int32)
+    full_logits, full_state = model(ids, model.initial_state(3))
+    first, state = model(ids[:, :7], model.initial_state(3))
+    second, state = model(ids[:, 7:], state)
+    np.testing.assert_allclose(tf.concat([first, second], 1), full_logits, atol=1e-5)
+    assert len(state) == len(full_state) == (4 if cell == "lstm" else 2)
+    for a, b in zip(state, full_state):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_shapes_and_state_contract(cell):
+    model = build_model(ModelConfig(model=cell, num_layers=3, hidden_size=10,
+                                    embedding_size=0), vocab_size=7)  # one-hot input
+    logits, state = model(tf.zeros([2, 5], tf.int32), model.initial_state(2), training=True)
+    assert logits.shape == (2, 5, 7)
+    assert [tuple(s.shape) for s in state] == [(2, 10)] * len(model.state_shapes)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_loss_at_initialization_is_near_uniform(cell):
+    vocab = 65
+    model = build_model(ModelConfig(model=cell, num_layers=2, hidden_size=128,
+                                    embedding_size=64), vocab_size=vocab, seed=1)
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.integers(0, vocab, (8, 50)), tf.int32)
+    y = tf.constant(rng.integers(0, vocab, (8, 50)), tf.int32)
+    loss_sum, n, _ = steps.eval_step(model, x, y, model.initial_state(8))
+    assert abs(float(loss_sum) / int(n) - math.log(vocab)) < 0.1
+
+
+def test_dropout_only_when_training():
+    model = build_model(ModelConfig(model="lstm", num_layers=2, hidden_size=16,
+                                    embedding_size=8, dropout=0.5), vocab_size=9)
+    x = tf.constant(np.arange(20).reshape(2, 10) % 9, tf.int32)
+    s = model.initial_state(2)
+    a, _ = model(x, s, training=False)
+    b, _ = model(x, s, training=False)
+    c, _ = model(x, s, training=True)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)

@@ -1,0 +1,136 @@
+import dataclasses
+import glob
+import io
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config
+from tfcharrnn import checkpoints, train_lib
+from tfcharrnn.errors import UsageError
+from tfcharrnn.models import build_model
+from tfcharrnn.vocab import CharVocab
+
+
+def train(config, **kwargs):
+    out = io.StringIO()
+    summary = train_lib.train_and_evaluate(config, out=out, **kwargs)
+    return summary, out.getvalue()
+
+
+def test_a_few_steps_reduce_the_loss(tmp_path, corpus_path):
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=40)
+    vocab_size = len(set(corpus_path.read_text(encoding="utf-8")))
+    summary, _ = train(config)
+    assert summary["step"] == 40
+    # At initialization the loss is ln(vocab); 40 steps must have learned character frequencies.
+    assert summary["val_loss"] < math.log(vocab_size) - 0.5
+
+
+def test_same_seed_same_losses(tmp_path, corpus_path):
+    a = tiny_config(tmp_path / "a", corpus_path, model__dropout=0.2)
+    b = tiny_config(tmp_path / "b", corpus_path, model__dropout=0.2)
+    c = tiny_config(tmp_path / "c", corpus_path, model__dropout=0.2, train__seed=7)
+    sa, sb, sc = train(a)[0], train(b)[0], train(c)[0]
+    assert sa["train_loss"] == sb["train_loss"] and sa["val_loss"] == sb["val_loss"]
+    assert sa["train_loss"] != sc["train_loss"]
+
+
+def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_path,
+                                                                            corpus_path):
+    # 13 steps is mid-epoch (the tiny corpus has 281 batches), so the carried state matters.
+    straight = tiny_config(tmp_path / "straight", corpus_path, train__max_steps=26,
+                           model__dropout=0.1, train__eval_every=13)
+    resumed = dataclasses.replace(straight, train=dataclasses.replace(
+        straight.train, checkpoint_dir=str(tmp_path / "resumed"), max_steps=13))
+    expected, _ = train(straight)
+    first, _ = train(resumed)
+    assert first["step"] == 13
+    second, log = train(dataclasses.replace(resumed, train=dataclasses.replace(
+        resumed.train, max_steps=26)))
+    assert "resuming" in log and "at step 13" in log
+    assert second["step"] == 26
+    assert second["train_loss"] == pytest.approx(expected["train_loss"], abs=1e-6)
+    assert second["val_loss"] == pytest.approx(expected["val_loss"], abs=1e-6)
+
+
+def test_resume_refuses_different_settings_and_names_them(tmp_path, corpus_path):
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=5)
+    train(config)
+    changed = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                    hidden_size=32))
+    with pytest.raises(UsageError, match=r"model\.hidden_size: 16 on disk, 32 now"):
+        train(changed)
+    # How long to train and how often to evaluate may change.
+    longer = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, max_steps=8, eval_every=4))
+    assert train(longer)[0]["step"] == 8
+
+
+def test_overwrite_keeps_the_old_run(tmp_path, corpus_path):
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=3)
+    train(config)
+    changed = dataclasses.replace(config, model=dataclasses.replace(config.model, model="gru"))
+    summary, log = train(changed, overwrite=True)
+    assert summary["step"] == 3
+    old = glob.glob(str(tmp_path / "run.old-*"))
+    assert len(old) == 1 and os.path.isfile(os.path.join(old[0], "config.json"))
+    assert checkpoints.load_run_config(old[0]).model.model == "lstm"
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path, corpus_path):
+    config = tiny_config(tmp_path, corpus_path, model__model="gru")
+    vocab = CharVocab.from_text("abcdefg")
+    model = build_model(config.model, len(vocab), seed=3)
+    # Move the weights away from their initial values, so restoring them proves something.
+    for v in model.trainable_variables:
+        v.assign(v + tf.random.normal(v.shape, seed=1))
+    optimizer = __import__("keras").optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    checkpoints.save_run_files(config.train.checkpoint_dir, config, vocab)
+    ckpt = checkpoints.TrainingCheckpoint(config.train.checkpoint_dir, model, optimizer,
+                                          model.state_shapes, 4, 2)
+    ckpt.save(model.initial_state(4))
+    _, restored_vocab, restored = checkpoints.restore_model(config.train.checkpoint_dir,
+                                                            "latest")
+    assert restored_vocab == vocab
+    x = tf.constant(np.arange(12).reshape(2, 6) % 7, tf.int32)
+    want, _ = model(x, model.initial_state(2))
+    got, _ = restored(x, restored.initial_state(2))
+    np.testing.assert_array_equal(want, got)
+    fresh = build_model(config.model, len(vocab), seed=3)
+    assert not np.allclose(fresh(x, fresh.initial_state(2))[0], want)
+
+
+def test_tensorboard_has_the_scalars_text_and_hparams(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(trained_run.train.resolved_logdir, size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    for tag in ["train/loss", "train/bits_per_char", "val/loss", "val/bits_per_char",
+                "val/perplexity", "learning_rate", "grad_norm", "chars_per_sec", "sample"]:
+        assert tag in tags, tag
+    assert len(acc.Tensors("train/loss")) == 30
+    assert [e.step for e in acc.Tensors("val/loss")] == [10, 20, 30]
+    assert "config" in tags and "_hparams_/session_start_info" in tags
+    text = acc.Tensors("sample")[-1].tensor_proto.string_val[0].decode("utf-8")
+    assert len(text.strip("`\n")) >= 20 - 1  # the logged sample (20 characters)
+
+
+def test_best_and_latest_checkpoints_and_run_files(trained_run):
+    run_dir = trained_run.train.checkpoint_dir
+    assert os.path.isfile(os.path.join(run_dir, "config.json"))
+    assert os.path.isfile(os.path.join(run_dir, "vocab.json"))
+    assert checkpoints.checkpoint_path(run_dir, "latest").endswith("ckpt-30")
+    assert "best" in checkpoints.checkpoint_path(run_dir, "best")
+    assert checkpoints.load_run_config(run_dir) == trained_run
+
+
+def test_too_short_corpus_is_a_usage_error(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("hello world", encoding="utf-8")
+    with pytest.raises(UsageError, match="batch_size \\* seq_len \\+ 1"):
+        train(tiny_config(tmp_path, path))
