@@ -10,8 +10,9 @@ import tensorflow as tf
 
 def token_losses(logits, targets):
     """Cross-entropy in nats per token. logits [B, T, V], targets int32 [B, T] -> [B, T]."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=targets, logits=tf.cast(logits, tf.float32))
+    if logits.dtype in (tf.float16, tf.bfloat16):
+        logits = tf.cast(logits, tf.float32)  # the softmax of half-precision logits is lossy
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
 def train_step(model, optimizer, inputs, targets, state, grad_clip: float):

@@ -1,0 +1,162 @@
+"""The manual back-end: equal to a NumPy reference, to the Keras back-end, and to finite
+differences."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import numpy_reference
+from tfcharrnn import steps
+from tfcharrnn.config import ModelConfig
+from tfcharrnn.models import build_model
+from tfcharrnn.models.manual import ManualRNN, rnn_cell, rnn_logits
+from tfcharrnn.models.weight_mapping import keras_to_manual, manual_to_keras
+
+CELLS = ["rnn", "gru", "lstm"]
+
+
+def randomize(model, rng, scale=0.5):
+    """Random weights everywhere (biases too), so no term of the equations is zero."""
+    for v in model.trainable_variables:
+        v.assign(rng.normal(0, scale, v.shape).astype(np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)))
+
+
+def numpy_params(model):
+    strip = lambda name: name.rsplit("_", 1)[0] if name[-1].isdigit() else name  # noqa: E731
+    layers = [{strip(v.name.split(":")[0]): v.numpy() for v in p.values()}
+              for p in model.layers]
+    softmax = {k: v.numpy() for k, v in model.softmax.items()}
+    emb = None if model.embedding is None else model.embedding.numpy()
+    return layers, softmax, emb
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("embedding_size", [0, 5])
+def test_logits_equal_the_numpy_reference(cell, embedding_size):
+    rng = np.random.default_rng(0)
+    config = ModelConfig(backend="manual", model=cell, num_layers=2, hidden_size=6,
+                         embedding_size=embedding_size)
+    model = build_model(config, vocab_size=9)
+    randomize(model, rng)
+    ids = rng.integers(0, 9, (3, 8))
+    state = [rng.normal(0, 0.5, (3, 6)).astype(np.float32) for _ in model.state_shapes]
+    logits, new_state = model(tf.constant(ids, tf.int32), [tf.constant(s) for s in state])
+    layers, softmax, emb = numpy_params(model)
+    want_logits, want_state = numpy_reference.forward(cell, layers, softmax, emb, 9, ids, state)
+    np.testing.assert_allclose(logits, want_logits, atol=1e-5)
+    for got, want in zip(new_state, want_state):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_rnn_cell_and_rnn_logits_are_one_step_of_the_model(cell):
+    model = build_model(ModelConfig(backend="manual", model=cell, num_layers=1, hidden_size=4,
+                                    embedding_size=3), vocab_size=5)
+    randomize(model, np.random.default_rng(1))
+    ids = tf.constant([[2], [4]], tf.int32)
+    logits, state = model(ids, model.initial_state(2))
+    x = tf.gather(model.embedding, ids[:, 0])
+    h, cell_state = rnn_cell(model.layers[0], x, tuple(model.initial_state(2)), cell)
+    np.testing.assert_allclose(rnn_logits(model.softmax, h), logits[:, 0], atol=1e-6)
+    for a, b in zip(cell_state, state):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_basic_rnn_variable_names_in_the_checkpoint(tmp_path):
+    for layers, names in [(1, {"W_input", "W_hidden", "b_hidden"}),
+                          (2, {"W_input_0", "W_hidden_0", "b_hidden_0", "W_input_1",
+                               "W_hidden_1", "b_hidden_1"})]:
+        model = build_model(ModelConfig(backend="manual", model="rnn", num_layers=layers,
+                                        hidden_size=4, embedding_size=0), vocab_size=7)
+        path = tf.train.Checkpoint(model=model.named_variables()).write(str(tmp_path / "c"))
+        keys = {k.split("/")[1] for k in tf.train.load_checkpoint(path)
+                .get_variable_to_shape_map() if k.startswith("model/")}
+        assert names | {"W_softmax", "b_softmax"} <= keys
+        reader = tf.train.load_checkpoint(path)
+        shapes = reader.get_variable_to_shape_map()
+        suffix = "_0" if layers > 1 else ""
+        assert shapes[f"model/W_input{suffix}/.ATTRIBUTES/VARIABLE_VALUE"] == [7, 4]
+        assert shapes[f"model/W_hidden{suffix}/.ATTRIBUTES/VARIABLE_VALUE"] == [4, 4]
+        assert shapes["model/W_softmax/.ATTRIBUTES/VARIABLE_VALUE"] == [4, 7]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_manual_and_keras_agree_over_windows_with_carried_state(cell):
+    rng = np.random.default_rng(2)
+    kwargs = dict(model=cell, num_layers=2, hidden_size=10, embedding_size=4)
+    keras_model = build_model(ModelConfig(backend="keras", **kwargs), vocab_size=8)
+    manual = build_model(ModelConfig(backend="manual", **kwargs), vocab_size=8)
+    randomize(keras_model, rng)
+    keras_to_manual(keras_model, manual)
+    ks, ms = keras_model.initial_state(3), manual.initial_state(3)
+    for window in range(3):
+        ids = tf.constant(rng.integers(0, 8, (3, 6)), tf.int32)
+        kl, ks = keras_model(ids, ks)
+        ml, ms = manual(ids, ms)
+        np.testing.assert_allclose(ml, kl, atol=1e-5)
+        for a, b in zip(ms, ks):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    # And back: manual weights into a fresh Keras model give the same logits.
+    other = build_model(ModelConfig(backend="keras", **kwargs), vocab_size=8)
+    manual_to_keras(manual, other)
+    ids = tf.constant(rng.integers(0, 8, (2, 5)), tf.int32)
+    np.testing.assert_allclose(other(ids, other.initial_state(2))[0],
+                               manual(ids, manual.initial_state(2))[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_equal_central_finite_differences(cell):
+    rng = np.random.default_rng(3)
+    config = ModelConfig(backend="manual", model=cell, num_layers=2, hidden_size=3,
+                         embedding_size=2)
+    model = ManualRNN(config, vocab_size=4, seed=0, dtype=tf.float64)
+    randomize(model, rng)
+    ids = tf.constant(rng.integers(0, 4, (2, 5)), tf.int32)
+    targets = tf.constant(rng.integers(0, 4, (2, 5)), tf.int32)
+    state = [tf.constant(rng.normal(0, 0.5, (2, 3))) for _ in model.state_shapes]
+
+    def loss():
+        logits, _ = model(ids, state)
+        return tf.reduce_mean(steps.token_losses(logits, targets))
+
+    with tf.GradientTape() as tape:
+        value = loss()
+    grads = tape.gradient(value, model.trainable_variables)
+    eps = 1e-6
+    for var, grad in zip(model.trainable_variables, grads):
+        grad = tf.convert_to_tensor(grad).numpy()
+        numeric = np.zeros(var.shape)
+        base = var.numpy()
+        for index in np.ndindex(*var.shape):
+            for sign in (1, -1):
+                shifted = base.copy()
+                shifted[index] += sign * eps
+                var.assign(shifted)
+                numeric[index] += sign * float(loss()) / (2 * eps)
+            var.assign(base)
+        np.testing.assert_allclose(grad, numeric, atol=1e-7, rtol=1e-5, err_msg=var.name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_loss_at_initialization_is_near_uniform(cell):
+    vocab = 65
+    model = build_model(ModelConfig(backend="manual", model=cell, num_layers=2,
+                                    hidden_size=128, embedding_size=64), vocab_size=vocab)
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.integers(0, vocab, (8, 50)), tf.int32)
+    loss_sum, n, _ = steps.eval_step(model, x, x, model.initial_state(8))
+    assert abs(float(loss_sum) / int(n) - math.log(vocab)) < 0.1
+
+
+def test_dropout_masks_are_reproducible_and_only_in_training():
+    config = ModelConfig(backend="manual", model="gru", num_layers=2, hidden_size=8,
+                         embedding_size=4, dropout=0.5)
+    x = tf.constant(np.arange(12).reshape(2, 6) % 5, tf.int32)
+    a, b = build_model(config, 5, seed=1), build_model(config, 5, seed=1)
+    s = a.initial_state(2)
+    np.testing.assert_array_equal(a(x, s)[0], a(x, s)[0])
+    ta, tb = a(x, s, training=True)[0], b(x, s, training=True)[0]
+    np.testing.assert_array_equal(ta, tb)
+    assert not np.allclose(ta, a(x, s)[0])

@@ -1,0 +1,210 @@
+"""Manual back-end: an RNN without abstractions.
+
+Every weight is a named `tf.Variable` owned by `ManualRNN`, the cells are plain functions of
+(params, input, state), and the sequence is an explicit loop over time steps. It answers the
+same contract as the Keras back-end (`initial_state`, `__call__(x, state, training)`), so the
+train step, sampling and evaluation drive either one.
+
+Equations (x: layer input [B, I], h/c: state [B, H], gates fused along the last axis):
+  rnn:  h' = tanh(x W_input + h W_hidden + b_hidden)
+  gru:  [x_z, x_r, x_n] = x W_input + b_input        gate order z (update), r (reset), n
+        [h_z, h_r, h_n] = h W_hidden + b_hidden      (Keras GRU with reset_after=True)
+        z = sigmoid(x_z + h_z); r = sigmoid(x_r + h_r); n = tanh(x_n + r * h_n)
+        h' = z * h + (1 - z) * n
+  lstm: [i, f, g, o] = x W_input + h W_hidden + b_hidden   gate order i, f, g (cell), o
+        c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
+Logits: rnn_logits(params, h) = h W_softmax + b_softmax.
+
+Weight names: W_input [I, G*H], W_hidden [H, G*H], b_hidden [G*H] (and b_input [3H] for the
+GRU), with a layer suffix _0, _1, ... when there are several layers; W_softmax [H, V],
+b_softmax [V]; `embedding` [V, E] unless the input is one-hot (--embedding_size=0).
+G is the number of fused gates: 1, 3 and 4.
+
+Speed: the input projection x W_input + b does not depend on the previous state, so it is one
+matrix multiply over all time steps [T*B, I] x [I, G*H] before the loop; the loop itself only
+does h W_hidden and the element-wise gate arithmetic.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfcharrnn.config import ModelConfig
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+STATES_PER_LAYER = {"rnn": 1, "gru": 1, "lstm": 2}
+
+
+# ---- cells: (params, projected input [B, G*H], state tuple) -> (output [B, H], state tuple) ----
+
+def _rnn_step(params, xw, state):
+    (h,) = state
+    h = tf.tanh(xw + tf.matmul(h, params["W_hidden"]))
+    return h, (h,)
+
+
+def _gru_step(params, xw, state):
+    (h,) = state
+    x_z, x_r, x_n = tf.split(xw, 3, axis=-1)
+    h_z, h_r, h_n = tf.split(tf.matmul(h, params["W_hidden"]) + params["b_hidden"], 3, axis=-1)
+    z = tf.sigmoid(x_z + h_z)
+    r = tf.sigmoid(x_r + h_r)
+    n = tf.tanh(x_n + r * h_n)
+    h = z * h + (1.0 - z) * n
+    return h, (h,)
+
+
+def _lstm_step(params, xw, state):
+    h, c = state
+    i, f, g, o = tf.split(xw + tf.matmul(h, params["W_hidden"]), 4, axis=-1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    h = tf.sigmoid(o) * tf.tanh(c)
+    return h, (h, c)
+
+
+_STEPS = {"rnn": _rnn_step, "gru": _gru_step, "lstm": _lstm_step}
+
+
+def input_projection(params, cell: str, x):
+    """x [..., I] -> x W_input + (input-side) bias [..., G*H]; independent of the state."""
+    bias = params["b_input"] if cell == "gru" else params["b_hidden"]
+    return tf.tensordot(x, params["W_input"], axes=1) + bias
+
+
+def rnn_cell(params, rnn_input, state, cell: str = "rnn"):
+    """One time step of one layer.
+
+    Args:
+      params: this layer's weights, {"W_input", "W_hidden", "b_hidden"[, "b_input"]}.
+      rnn_input: [B, I] the layer's input at this time step.
+      state: tuple of [B, H]: (h,) for rnn and gru, (h, c) for lstm.
+      cell: "rnn", "gru" or "lstm".
+    Returns:
+      output [B, H] (the new h), new state tuple.
+    """
+    return _STEPS[cell](params, input_projection(params, cell, rnn_input), state)
+
+
+def rnn_logits(params, rnn_output):
+    """[..., H] -> unnormalized log-probabilities over the vocabulary [..., V]."""
+    return tf.tensordot(rnn_output, params["W_softmax"], axes=1) + params["b_softmax"]
+
+
+def run_layer(params, cell: str, x, state):
+    """Runs one layer over a sequence with an explicit loop over time.
+
+    Args:
+      x: [B, T, I]; state: tuple of [B, H].
+    Returns:
+      outputs [B, T, H], final state tuple.
+    """
+    xw = tf.transpose(input_projection(params, cell, x), [1, 0, 2])  # [T, B, G*H], hoisted
+    steps = tf.shape(xw)[0]
+    step_fn = _STEPS[cell]
+    outputs = tf.TensorArray(x.dtype, size=steps)
+
+    def body(t, outputs, state):
+        h, state = step_fn(params, xw[t], state)
+        return t + 1, outputs.write(t, h), state
+
+    _, outputs, state = tf.while_loop(lambda t, *_: t < steps, body,
+                                      (tf.constant(0), outputs, tuple(state)))
+    return tf.transpose(outputs.stack(), [1, 0, 2]), state          # [B, T, H]
+
+
+class ManualRNN(tf.Module):
+    """Stacked rnn/gru/lstm with explicit weights; see the module docstring for equations."""
+
+    def __init__(self, config: ModelConfig, vocab_size: int, seed: int = 0, dtype=tf.float32):
+        super().__init__(name=f"manual_{config.model}")
+        self.config = config
+        self.vocab_size = vocab_size
+        self.dtype = dtype
+        cell, hidden, layers = config.model, config.hidden_size, config.num_layers
+        gates = GATES[cell]
+        rng = np.random.default_rng(seed)
+
+        def var(name, value):
+            return tf.Variable(tf.constant(value, dtype), name=name)
+
+        self.embedding = (var("embedding", rng.uniform(-0.05, 0.05,
+                                                       (vocab_size, config.embedding_size)))
+                          if config.embedding_size else None)
+        input_size = config.embedding_size or vocab_size
+        suffix = (lambda i: f"_{i}") if layers > 1 else (lambda i: "")
+        self.layers = []
+        for i in range(layers):
+            bias = np.zeros(gates * hidden)
+            if cell == "lstm":
+                bias[hidden:2 * hidden] = 1.0  # forget-gate bias 1: remember by default
+            params = {
+                # Same initializers as Keras: Glorot-uniform input weights, orthogonal
+                # recurrent weights (per gate), zero biases.
+                "W_input": var(f"W_input{suffix(i)}",
+                               _glorot(rng, input_size, gates * hidden)),
+                "W_hidden": var(f"W_hidden{suffix(i)}", np.concatenate(
+                    [_orthogonal(rng, hidden) for _ in range(gates)], axis=1)),
+                "b_hidden": var(f"b_hidden{suffix(i)}", bias),
+            }
+            if cell == "gru":
+                params["b_input"] = var(f"b_input{suffix(i)}", np.zeros(gates * hidden))
+            self.layers.append(params)
+            input_size = hidden
+        self.softmax = {"W_softmax": var("W_softmax", _glorot(rng, hidden, vocab_size)),
+                        "b_softmax": var("b_softmax", np.zeros(vocab_size))}
+        # Dropout masks come from this generator; its state is checkpointed with the weights,
+        # so a resumed run draws the same masks as an uninterrupted one.
+        self.rng = tf.random.Generator.from_seed(seed)
+
+    @property
+    def state_shapes(self):
+        return [self.config.hidden_size] * (STATES_PER_LAYER[self.config.model]
+                                            * self.config.num_layers)
+
+    def named_variables(self) -> dict:
+        named = {} if self.embedding is None else {"embedding": self.embedding}
+        for params in self.layers:
+            named.update({v.name.split(":")[0]: v for v in params.values()})
+        named.update({v.name.split(":")[0]: v for v in self.softmax.values()})
+        named["rng_state"] = self.rng.state
+        return named
+
+    def initial_state(self, batch_size: int):
+        return [tf.zeros([batch_size, h], self.dtype) for h in self.state_shapes]
+
+    def _dropout(self, x, training):
+        rate = self.config.dropout
+        if not training or rate == 0:
+            return x
+        seed = self.rng.make_seeds(1)[:, 0]
+        return tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
+
+    def __call__(self, inputs, state, training=False):
+        """Args:
+          inputs: int32 token ids [B, T].
+          state: list of [B, H] (per layer: h, or h and c for the LSTM).
+        Returns:
+          logits [B, T, V], new state (same structure).
+        """
+        if self.embedding is not None:
+            x = tf.gather(self.embedding, inputs)                 # [B, T, E]
+        else:
+            x = tf.one_hot(inputs, self.vocab_size, dtype=self.dtype)  # [B, T, V]
+        n = STATES_PER_LAYER[self.config.model]
+        new_state = []
+        for i, params in enumerate(self.layers):
+            if i > 0:
+                x = self._dropout(x, training)
+            x, layer_state = run_layer(params, self.config.model, x, state[i * n:(i + 1) * n])
+            new_state.extend(layer_state)
+        x = self._dropout(x, training)
+        return rnn_logits(self.softmax, x), new_state
+
+
+def _glorot(rng, fan_in, fan_out):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, (fan_in, fan_out))
+
+
+def _orthogonal(rng, n):
+    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+    return q * np.sign(np.diag(r))
