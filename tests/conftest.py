@@ -37,12 +37,13 @@ def corpus_path(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, corpus_path):
-    """A run directory trained for a few steps (shared by restore/sample/evaluate tests)."""
+@pytest.fixture(scope="session", params=["keras", "manual"])
+def trained_run(request, tmp_path_factory, corpus_path):
+    """A run directory of each back-end trained for a few steps (for restore, sample and
+    evaluate tests)."""
     from tfcharrnn import train_lib
-    tmp = tmp_path_factory.mktemp("trained")
-    config = tiny_config(tmp, corpus_path, train__max_steps=30)
+    tmp = tmp_path_factory.mktemp(f"trained-{request.param}")
+    config = tiny_config(tmp, corpus_path, train__max_steps=30, model__backend=request.param)
     train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
     return config
 

@@ -21,8 +21,9 @@ def train(config, **kwargs):
     return summary, out.getvalue()
 
 
-def test_a_few_steps_reduce_the_loss(tmp_path, corpus_path):
-    config = tiny_config(tmp_path, corpus_path, train__max_steps=40)
+@pytest.mark.parametrize("backend", ["keras", "manual"])
+def test_a_few_steps_reduce_the_loss(tmp_path, corpus_path, backend):
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=40, model__backend=backend)
     vocab_size = len(set(corpus_path.read_text(encoding="utf-8")))
     summary, _ = train(config)
     assert summary["step"] == 40
@@ -39,11 +40,14 @@ def test_same_seed_same_losses(tmp_path, corpus_path):
     assert sa["train_loss"] != sc["train_loss"]
 
 
+@pytest.mark.parametrize("backend", ["keras", "manual"])
 def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_path,
-                                                                            corpus_path):
-    # 13 steps is mid-epoch (the tiny corpus has 281 batches), so the carried state matters.
+                                                                            corpus_path,
+                                                                            backend):
+    # 13 steps is mid-epoch (the tiny corpus has 281 batches), so the carried state matters;
+    # dropout makes the saved random-number state matter too.
     straight = tiny_config(tmp_path / "straight", corpus_path, train__max_steps=26,
-                           model__dropout=0.1, train__eval_every=13)
+                           model__dropout=0.1, train__eval_every=13, model__backend=backend)
     resumed = dataclasses.replace(straight, train=dataclasses.replace(
         straight.train, checkpoint_dir=str(tmp_path / "resumed"), max_steps=13))
     expected, _ = train(straight)
