@@ -115,17 +115,22 @@ def test_gradients_equal_central_finite_differences(cell):
     randomize(model, rng)
     ids = tf.constant(rng.integers(0, 4, (2, 5)), tf.int32)
     targets = tf.constant(rng.integers(0, 4, (2, 5)), tf.int32)
-    state = [tf.constant(rng.normal(0, 0.5, (2, 3))) for _ in model.state_shapes]
+    # The initial state is a variable too, and the loss also reads the final state, so the
+    # gradients flowing into and out of the state (across windows) are checked as well.
+    state = [tf.Variable(rng.normal(0, 0.5, (2, 3))) for _ in model.state_shapes]
+    probes = [tf.constant(rng.normal(0, 1, (2, 3))) for _ in model.state_shapes]
 
     def loss():
-        logits, _ = model(ids, state)
-        return tf.reduce_mean(steps.token_losses(logits, targets))
+        logits, final = model(ids, state)
+        return (tf.reduce_mean(steps.token_losses(logits, targets))
+                + sum(tf.reduce_sum(p * s) for p, s in zip(probes, final)))
 
+    variables = list(model.trainable_variables) + state
     with tf.GradientTape() as tape:
         value = loss()
-    grads = tape.gradient(value, model.trainable_variables)
+    grads = tape.gradient(value, variables)
     eps = 1e-6
-    for var, grad in zip(model.trainable_variables, grads):
+    for var, grad in zip(variables, grads):
         grad = tf.convert_to_tensor(grad).numpy()
         numeric = np.zeros(var.shape)
         base = var.numpy()

@@ -22,13 +22,15 @@ G is the number of fused gates: 1, 3 and 4.
 
 Speed: the input projection x W_input + b does not depend on the previous state, so it is one
 matrix multiply over all time steps [T*B, I] x [I, G*H] before the loop; the loop itself only
-does h W_hidden and the element-wise gate arithmetic.
+does h W_hidden and the element-wise gate arithmetic. The backward pass through time is
+written out (`bptt.py`) so that the weight gradients are single large matrix multiplies too.
 """
 
 import numpy as np
 import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
+from tfcharrnn.models import bptt
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 STATES_PER_LAYER = {"rnn": 1, "gru": 1, "lstm": 2}
@@ -90,25 +92,20 @@ def rnn_logits(params, rnn_output):
 
 
 def run_layer(params, cell: str, x, state):
-    """Runs one layer over a sequence with an explicit loop over time.
+    """Runs one layer over a sequence: the hoisted input projection, then the time loop.
+
+    The loop and its hand-written backward pass are in `bptt.py`; they compute exactly
+    `rnn_cell` step after step (the tests check both against a NumPy reference and the
+    gradients against finite differences).
 
     Args:
       x: [B, T, I]; state: tuple of [B, H].
     Returns:
       outputs [B, T, H], final state tuple.
     """
-    xw = tf.transpose(input_projection(params, cell, x), [1, 0, 2])  # [T, B, G*H], hoisted
-    steps = tf.shape(xw)[0]
-    step_fn = _STEPS[cell]
-    outputs = tf.TensorArray(x.dtype, size=steps)
-
-    def body(t, outputs, state):
-        h, state = step_fn(params, xw[t], state)
-        return t + 1, outputs.write(t, h), state
-
-    _, outputs, state = tf.while_loop(lambda t, *_: t < steps, body,
-                                      (tf.constant(0), outputs, tuple(state)))
-    return tf.transpose(outputs.stack(), [1, 0, 2]), state          # [B, T, H]
+    xw = input_projection(params, cell, tf.transpose(x, [1, 0, 2]))   # [T, B, G*H], hoisted
+    outputs, state = bptt.run_sequence(cell, xw, params, tuple(state))
+    return tf.transpose(outputs, [1, 0, 2]), state                     # [B, T, H]
 
 
 class ManualRNN(tf.Module):

@@ -1,0 +1,182 @@
+"""One recurrent layer over a whole sequence, with its backward pass written out (BPTT).
+
+Autodiff through a `tf.while_loop` replays the loop backwards and, at every time step, forms
+a small weight-gradient product h_{t-1}^T dz_t [H, B] x [B, G*H] and adds it to an
+accumulator. Here the backward loop computes only what must be sequential: the gradient of
+the gate pre-activations dz_t [B, G*H] and dh_{t-1} = dz_t W_hidden^T. The weight gradient is
+then ONE matrix multiply over all time steps, [H, T*B] x [T*B, G*H], and the gradient of the
+hoisted input projection needs no loop at all (it is dz itself). The same structure is what
+fused RNN kernels (cuDNN, PyTorch's CPU LSTM) do.
+
+Shapes: T time steps, B batch rows, H hidden units, G fused gates (rnn 1, gru 3, lstm 4).
+`xw` [T, B, G*H] is the input projection x W_input + b for every step, computed before.
+Gate order is Keras': LSTM i, f, g, o; GRU z, r, n (reset applied after the recurrent
+product). The equations are in `manual.py`.
+"""
+
+import tensorflow as tf
+
+
+def _loop(steps, body, loop_vars):
+    return tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0),) + loop_vars)[1:]
+
+
+def _reverse_loop(steps, body, loop_vars):
+    return tf.while_loop(lambda t, *_: t >= 0, body, (steps - 1,) + loop_vars)[1:]
+
+
+def _array(dtype, steps, value=None):
+    ta = tf.TensorArray(dtype, size=steps)
+    return ta.unstack(value) if value is not None else ta
+
+
+def _previous(h0, hs):
+    """[h_0, h_1, ..., h_{T-1}]: the state each step read, [T, B, H]."""
+    return tf.concat([h0[None], hs[:-1]], axis=0)
+
+
+def _weight_grad(h_prev, dz):
+    """sum_t h_{t-1}^T dz_t as one matmul: [T, B, H], [T, B, K] -> [H, K]."""
+    hidden, k = tf.shape(h_prev)[-1], tf.shape(dz)[-1]
+    return tf.matmul(tf.reshape(h_prev, [-1, hidden]), tf.reshape(dz, [-1, k]), transpose_a=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Basic RNN: h_t = tanh(xw_t + h_{t-1} U)
+
+@tf.custom_gradient
+def rnn_sequence(xw, w_hidden, h0):
+    """Returns (hs [T, B, H], h_T)."""
+    steps = tf.shape(xw)[0]
+    inputs = _array(xw.dtype, steps, xw)
+
+    def body(t, hs, h):
+        h = tf.tanh(inputs.read(t) + tf.matmul(h, w_hidden))
+        return t + 1, hs.write(t, h), h
+
+    hs, h = _loop(steps, body, (_array(xw.dtype, steps), h0))
+    hs = hs.stack()
+
+    def grad(d_hs, d_h):
+        w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
+        d_outputs = _array(xw.dtype, steps, d_hs)
+        outputs = _array(xw.dtype, steps, hs)
+
+        def back(t, dzs, dh):
+            h_t = outputs.read(t)
+            dz = (d_outputs.read(t) + dh) * (1.0 - h_t * h_t)          # [B, H]
+            return t - 1, dzs.write(t, dz), tf.matmul(dz, w_t)
+
+        dzs, dh0 = _reverse_loop(steps, back, (_array(xw.dtype, steps), d_h))
+        dzs = dzs.stack()                                              # [T, B, H]
+        return dzs, _weight_grad(_previous(h0, hs), dzs), dh0
+
+    return (hs, h), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM: [i f g o] = xw_t + h_{t-1} U; c_t = f c_{t-1} + i g; h_t = o tanh(c_t)
+
+@tf.custom_gradient
+def lstm_sequence(xw, w_hidden, h0, c0):
+    """Returns (hs [T, B, H], h_T, c_T)."""
+    steps = tf.shape(xw)[0]
+    inputs = _array(xw.dtype, steps, xw)
+
+    def body(t, hs, cs, acts, h, c):
+        z = inputs.read(t) + tf.matmul(h, w_hidden)                    # [B, 4H]
+        i, f, g, o = tf.split(z, 4, axis=-1)
+        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+        c = f * c + i * g
+        h = o * tf.tanh(c)
+        return (t + 1, hs.write(t, h), cs.write(t, c),
+                acts.write(t, tf.concat([i, f, g, o], axis=-1)), h, c)
+
+    hs, cs, acts, h, c = _loop(steps, body, (_array(xw.dtype, steps), _array(xw.dtype, steps),
+                                             _array(xw.dtype, steps), h0, c0))
+    hs, cs, acts = hs.stack(), cs.stack(), acts.stack()
+
+    def grad(d_hs, d_h, d_c):
+        w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
+        d_outputs = _array(xw.dtype, steps, d_hs)
+        act_arr = _array(xw.dtype, steps, acts)
+        c_arr = _array(xw.dtype, steps, cs)
+        c_prev_arr = _array(xw.dtype, steps, _previous(c0, cs))
+
+        def back(t, dzs, dh, dc):
+            i, f, g, o = tf.split(act_arr.read(t), 4, axis=-1)
+            tanh_c = tf.tanh(c_arr.read(t))
+            dh = d_outputs.read(t) + dh
+            dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+            dz = tf.concat([dc * g * i * (1.0 - i),                      # d pre-activation i
+                            dc * c_prev_arr.read(t) * f * (1.0 - f),     # f
+                            dc * i * (1.0 - g * g),                      # g
+                            dh * tanh_c * o * (1.0 - o)], axis=-1)       # o   [B, 4H]
+            return (t - 1, dzs.write(t, dz), tf.matmul(dz, w_t), dc * f)
+
+        dzs, dh0, dc0 = _reverse_loop(steps, back, (_array(xw.dtype, steps), d_h, d_c))
+        dzs = dzs.stack()                                              # [T, B, 4H]
+        return dzs, _weight_grad(_previous(h0, hs), dzs), dh0, dc0
+
+    return (hs, h, c), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU: [hz hr hn] = h_{t-1} U + b_hidden; z = s(xz + hz); r = s(xr + hr);
+#      n = tanh(xn + r hn); h_t = z h_{t-1} + (1 - z) n
+
+@tf.custom_gradient
+def gru_sequence(xw, w_hidden, b_hidden, h0):
+    """Returns (hs [T, B, H], h_T)."""
+    steps = tf.shape(xw)[0]
+    inputs = _array(xw.dtype, steps, xw)
+
+    def body(t, hs, acts, h):
+        xz, xr, xn = tf.split(inputs.read(t), 3, axis=-1)
+        hz, hr, hn = tf.split(tf.matmul(h, w_hidden) + b_hidden, 3, axis=-1)
+        z = tf.sigmoid(xz + hz)
+        r = tf.sigmoid(xr + hr)
+        n = tf.tanh(xn + r * hn)
+        h = z * h + (1.0 - z) * n
+        return t + 1, hs.write(t, h), acts.write(t, tf.concat([z, r, n, hn], axis=-1)), h
+
+    hs, acts, h = _loop(steps, body, (_array(xw.dtype, steps), _array(xw.dtype, steps), h0))
+    hs, acts = hs.stack(), acts.stack()
+
+    def grad(d_hs, d_h):
+        w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
+        d_outputs = _array(xw.dtype, steps, d_hs)
+        act_arr = _array(xw.dtype, steps, acts)
+        h_prev_arr = _array(xw.dtype, steps, _previous(h0, hs))
+
+        def back(t, dxs, dus, dh):
+            z, r, n, hn = tf.split(act_arr.read(t), 4, axis=-1)
+            dh = d_outputs.read(t) + dh
+            dn = dh * (1.0 - z) * (1.0 - n * n)                          # d (xn + r hn)
+            dz = dh * (h_prev_arr.read(t) - n) * z * (1.0 - z)
+            dr = dn * hn * r * (1.0 - r)
+            du = tf.concat([dz, dr, dn * r], axis=-1)                    # d (h U + b) [B, 3H]
+            dh_prev = dh * z + tf.matmul(du, w_t)
+            return t - 1, dxs.write(t, tf.concat([dz, dr, dn], axis=-1)), dus.write(t, du), \
+                dh_prev
+
+        dxs, dus, dh0 = _reverse_loop(steps, back, (_array(xw.dtype, steps),
+                                                    _array(xw.dtype, steps), d_h))
+        dus = dus.stack()                                              # [T, B, 3H]
+        return (dxs.stack(), _weight_grad(_previous(h0, hs), dus),
+                tf.reduce_sum(dus, axis=[0, 1]), dh0)
+
+    return (hs, h), grad
+
+
+def run_sequence(cell: str, xw, params, state):
+    """xw [T, B, G*H], state tuple of [B, H] -> (outputs [T, B, H], final state tuple)."""
+    w_hidden = tf.convert_to_tensor(params["W_hidden"])
+    if cell == "rnn":
+        hs, h = rnn_sequence(xw, w_hidden, state[0])
+        return hs, (h,)
+    if cell == "gru":
+        hs, h = gru_sequence(xw, w_hidden, tf.convert_to_tensor(params["b_hidden"]), state[0])
+        return hs, (h,)
+    hs, h, c = lstm_sequence(xw, w_hidden, state[0], state[1])
+    return hs, (h, c)
