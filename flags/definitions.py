@@ -6,14 +6,28 @@ from tfcharrnn import config as cfg
 
 FLAGS = flags.FLAGS
 _D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
-_S, _E = cfg.SampleConfig, cfg.EvalConfig
+_S, _E, _C = cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig
 
 
 def define_data_flags(fv=FLAGS):
     flags.DEFINE_string("data_path", _D.data_path,
                         "Text file to train on (default: the bundled tiny-shakespeare).",
                         flag_values=fv)
-    flags.DEFINE_enum("level", _D.level, cfg.LEVELS, "Token unit.", flag_values=fv)
+    flags.DEFINE_enum("data_format", _D.data_format, cfg.DATA_FORMATS,
+                      "text, csv (one document per row) or auto (csv for .csv/.tsv names).",
+                      flag_values=fv)
+    flags.DEFINE_string("csv_column", _D.csv_column,
+                        "CSV column to read: a header name or 0-based index (default: first).",
+                        flag_values=fv)
+    flags.DEFINE_enum("level", _D.level, cfg.LEVELS,
+                      "Token unit: char (Unicode code points) or word (NLTK tokens).",
+                      flag_values=fv)
+    flags.DEFINE_boolean("lowercase", _D.lowercase,
+                         "Lowercase the text (default: on at word level, off at char level).",
+                         flag_values=fv)
+    flags.DEFINE_integer("vocab_size", _D.vocab_size,
+                         "Word level: keep this many most frequent tokens (special tokens "
+                         "included); the rest become UNKNOWN_TOKEN.", flag_values=fv)
     flags.DEFINE_string("encoding", _D.encoding, "Text encoding of --data_path.", flag_values=fv)
     flags.DEFINE_float("val_fraction", _D.val_fraction,
                        "Fraction of the corpus (its tail) held out for validation.",
@@ -86,7 +100,13 @@ def define_sample_flags(fv=FLAGS):
                       "Weights to use: best (lowest validation loss) or latest.", flag_values=fv)
     flags.DEFINE_string("prime", _S.prime, "Text to start from (warms up the state).",
                         flag_values=fv)
-    flags.DEFINE_integer("length", _S.length, "Tokens to generate per sample.", flag_values=fv)
+    flags.DEFINE_integer("length", _S.length, "Characters to generate per sample (char level).",
+                         flag_values=fv)
+    flags.DEFINE_integer("min_length", _S.min_length,
+                         "Word level: fewest words per sentence (shorter ones are drawn again).",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_length", _S.max_length,
+                         "Word level: most tokens drawn for one sentence.", flag_values=fv)
     flags.DEFINE_float("temperature", _S.temperature,
                        "Softmax temperature (<1 more conservative, >1 more surprising).",
                        flag_values=fv)
@@ -95,7 +115,9 @@ def define_sample_flags(fv=FLAGS):
                       flag_values=fv)
     flags.DEFINE_integer("top_k", _S.top_k, "Candidates kept by --sampling=top_k.",
                          flag_values=fv)
-    flags.DEFINE_integer("num_samples", _S.num_samples, "Independent samples.", flag_values=fv)
+    flags.DEFINE_integer("num_samples", _S.num_samples,
+                         "Independent samples (word level: sentences, one per line).",
+                         flag_values=fv)
     flags.DEFINE_integer("seed", _S.seed, "Random seed: same seed, same text.", flag_values=fv)
 
 
@@ -108,6 +130,21 @@ def define_eval_flags(fv=FLAGS):
                         flag_values=fv)
     flags.DEFINE_integer("window", _E.window,
                          "Tokens per forward call (the state carries across; speed only).",
+                         flag_values=fv)
+
+
+def define_score_flags(fv=FLAGS):
+    flags.DEFINE_string("checkpoint_dir", _C.checkpoint_dir, "Run directory written by train.",
+                        flag_values=fv)
+    flags.DEFINE_enum("checkpoint", _C.checkpoint, cfg.CHECKPOINT_CHOICES,
+                      "Weights to use: best or latest.", flag_values=fv)
+    flags.DEFINE_string("input", _C.input, "File of texts to score (default: standard input).",
+                        flag_values=fv)
+    flags.DEFINE_enum("unit", _C.unit, cfg.SCORE_UNITS,
+                      "Score each line, or each sentence (split by the run's Punkt model).",
+                      flag_values=fv)
+    flags.DEFINE_boolean("sort", _C.sort, "Rank from most to least probable.", flag_values=fv)
+    flags.DEFINE_integer("window", _C.window, "Tokens per forward call (speed only).",
                          flag_values=fv)
 
 
@@ -129,3 +166,7 @@ def sample_config(fv=FLAGS) -> cfg.SampleConfig:
 
 def eval_config(fv=FLAGS) -> cfg.EvalConfig:
     return _E(**_values(fv, _E))
+
+
+def score_config(fv=FLAGS) -> cfg.ScoreConfig:
+    return _C(**_values(fv, _C))

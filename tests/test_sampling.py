@@ -34,7 +34,8 @@ def test_state_is_carried_through_prime_and_generation():
     state = [tf.zeros([1, 1])]
     logits, state = sampler._feed(ids, state)
     assert float(state[0][0, 0]) == 2.0
-    _, _, state = sampler._sample(logits, state, tf.constant(0, tf.int64), tf.constant(5))
+    _, _, state = sampler._sample(logits, state, tf.constant([0, 0], tf.int64),
+                                  tf.constant(0, tf.int64), tf.constant(5))
     assert float(state[0][0, 0]) == 7.0
 
 

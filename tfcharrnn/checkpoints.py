@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfcharrnn.config import RunConfig
 from tfcharrnn.errors import RunError, UsageError
-from tfcharrnn.vocab import CharVocab
+from tfcharrnn.vocab import vocab_from_dict
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -76,10 +76,10 @@ def load_run_config(run_dir: str) -> RunConfig:
                        ) from None
 
 
-def load_vocab(run_dir: str) -> CharVocab:
+def load_vocab(run_dir: str):
     d = _read_json(run_dir, VOCAB_FILE)
     try:
-        return CharVocab.from_dict(d)
+        return vocab_from_dict(d)
     except (ValueError, TypeError) as e:
         raise RunError(f"{os.path.join(run_dir, VOCAB_FILE)} is not a valid vocabulary: {e}"
                        ) from None

@@ -8,13 +8,16 @@ from a flag, a test or a `config.json`.
 
 import dataclasses
 import os
+from typing import Optional
 from tfcharrnn.errors import UsageError
 
 MODELS = ("rnn", "gru", "lstm")
 BACKENDS = ("keras", "manual")
-LEVELS = ("char",)
+LEVELS = ("char", "word")
+DATA_FORMATS = ("auto", "text", "csv")
 SAMPLING_METHODS = ("sample", "argmax", "top_k")
 CHECKPOINT_CHOICES = ("best", "latest")
+SCORE_UNITS = ("line", "sentence")
 
 BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                               "tinyshakespeare.txt")
@@ -33,7 +36,11 @@ def _choice(name, value, choices):
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     data_path: str = ""              # text file to train on ("" = the bundled tiny-shakespeare)
-    level: str = "char"              # token unit: "char" (code points)
+    data_format: str = "auto"        # "text", "csv" (one document per row) or "auto" (by name)
+    csv_column: str = ""             # CSV column: a header name or 0-based index ("" = first)
+    level: str = "char"              # token unit: "char" (code points) or "word" (NLTK words)
+    lowercase: Optional[bool] = None  # lowercase the text (None = yes for words, no for chars)
+    vocab_size: int = 10000          # word level: most frequent tokens kept, specials included
     encoding: str = "utf-8"          # text encoding of data_path
     val_fraction: float = 0.1        # tail of the corpus held out for validation
     test_fraction: float = 0.0       # held out after validation, never trained or validated on
@@ -44,8 +51,16 @@ class DataConfig:
     def resolved_data_path(self) -> str:
         return self.data_path or BUNDLED_CORPUS
 
+    @property
+    def resolved_lowercase(self) -> bool:
+        return self.level == "word" if self.lowercase is None else self.lowercase
+
     def __post_init__(self):
         _choice("level", self.level, LEVELS)
+        _choice("data_format", self.data_format, DATA_FORMATS)
+        if self.level == "word" and self.vocab_size < 4:
+            raise UsageError(f"--vocab_size must be at least 4 (3 special tokens and a word), "
+                             f"got {self.vocab_size}")
         _positive("batch_size", self.batch_size)
         _positive("seq_len", self.seq_len)
         for name in ("val_fraction", "test_fraction"):
@@ -146,7 +161,11 @@ def _from_dict(cls, d, section):
         # JSON has one number type; accept ints for float fields but nothing else.
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if type(value) is not type(default):
+        if default is None:  # Optional[bool] fields
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"field {section}.{name} should be true, false or null, "
+                                 f"got {value!r}")
+        elif type(value) is not type(default):
             raise ValueError(f"field {section}.{name} should be {type(default).__name__}, "
                              f"got {value!r}")
         kwargs[name] = value
@@ -179,7 +198,9 @@ class SampleConfig:
     checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
     checkpoint: str = "best"         # which weights: "best" (lowest validation loss) or "latest"
     prime: str = ""                  # text that warms up the state before generating
-    length: int = 500                # tokens to generate per sample
+    length: int = 500                # characters to generate per sample (character level)
+    min_length: int = 1              # word level: fewest words in a sentence (else drawn again)
+    max_length: int = 50             # word level: most tokens drawn for one sentence
     temperature: float = 1.0         # divides the logits before sampling (<1 = more conservative)
     sampling: str = "sample"         # "sample", "argmax" or "top_k"
     top_k: int = 10                  # candidates kept by --sampling=top_k
@@ -191,6 +212,10 @@ class SampleConfig:
         _choice("sampling", self.sampling, SAMPLING_METHODS)
         _positive("length", self.length)
         _positive("num_samples", self.num_samples)
+        _positive("max_length", self.max_length)
+        if not 0 <= self.min_length <= self.max_length:
+            raise UsageError(f"--min_length must be between 0 and --max_length="
+                             f"{self.max_length}, got {self.min_length}")
         if self.sampling in ("sample", "top_k") and not self.temperature > 0:
             raise UsageError(f"--temperature must be positive with --sampling={self.sampling}, "
                              f"got {self.temperature}; use --sampling=argmax for greedy text")
@@ -210,3 +235,18 @@ class EvalConfig:
         _positive("window", self.window)
         if not self.data_path:
             raise UsageError("--data_path is required: the text file to evaluate the model on")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+    checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
+    checkpoint: str = "best"         # which weights: "best" or "latest"
+    input: str = ""                  # file of texts to score ("" = standard input)
+    unit: str = "line"               # score each "line", or each "sentence" (Punkt-split)
+    sort: bool = False               # rank from most to least probable
+    window: int = 1000               # tokens per forward call (speed only)
+
+    def __post_init__(self):
+        _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        _choice("unit", self.unit, SCORE_UNITS)
+        _positive("window", self.window)

@@ -46,3 +46,62 @@ def split(ids, val_fraction: float, test_fraction: float = 0.0):
     n_val = int(round(n * val_fraction))
     n_train = n - n_val - n_test
     return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
+
+
+def is_csv(path: str, data_format: str) -> bool:
+    if data_format == "auto":
+        return os.path.splitext(path)[1].lower() in (".csv", ".tsv")
+    return data_format == "csv"
+
+
+def read_documents(path: str, encoding: str = "utf-8", data_format: str = "auto",
+                   csv_column: str = "") -> list:
+    """The corpus as a list of documents (strings).
+
+    A plain text file is one document. A CSV file (data_format "csv", or "auto" with a .csv or
+    .tsv name) gives one document per row: the field named or numbered (0-based) by
+    `csv_column`, default the first column. A header row is detected, quoted fields may hold
+    commas and newlines, and empty fields are skipped.
+    """
+    text = read_text(path, encoding)
+    if not is_csv(path, data_format):
+        return [text]
+    return read_csv_column(text, path, csv_column)
+
+
+def read_csv_column(text: str, path: str, column: str = "") -> list:
+    import csv
+    import io
+
+    sample = text[:65536]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
+    except csv.Error:
+        dialect = csv.excel_tab if path.lower().endswith(".tsv") else csv.excel
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
+    except csv.Error as e:
+        raise UsageError(f"{path} is not a readable CSV file ({e}); check its quoting, "
+                         f"or pass --data_format=text to read it as plain text") from None
+    rows = [r for r in rows if r]
+    if not rows:
+        raise UsageError(f"{path} has no CSV rows; pass a file with at least one row")
+    first = rows[0]
+    if column and not column.lstrip("-").isdigit():
+        # A column by name: the first row must be a header that has it.
+        if column not in first:
+            raise UsageError(f"{path} has no column named {column!r}; its header is "
+                             f"{', '.join(repr(c) for c in first)}; pass --csv_column=<name> "
+                             f"or a 0-based index")
+        index, body = first.index(column), rows[1:]
+    else:
+        index = int(column) if column else 0
+        if not 0 <= index < len(first):
+            raise UsageError(f"--csv_column={index} is out of range: {path} has "
+                             f"{len(first)} column(s), numbered 0 to {len(first) - 1}")
+        try:
+            has_header = csv.Sniffer().has_header(sample)
+        except csv.Error:
+            has_header = False
+        body = rows[1:] if has_header else rows
+    return [r[index] for r in body if index < len(r) and r[index].strip()]

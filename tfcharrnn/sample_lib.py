@@ -1,4 +1,11 @@
-"""Generate text from a trained run: python -m tfcharrnn.sample."""
+"""Generate text from a trained run: python -m tfcharrnn.sample.
+
+Character level: `--length` characters after the prime, streamed as they come.
+Word level: whole sentences. Each starts from SENTENCE_START (then the prime's words, if any)
+and stops at SENTENCE_END or after `--max_length` tokens; UNKNOWN_TOKEN and SENTENCE_START are
+never drawn (their probability is zeroed before sampling, nothing is redrawn). A sentence
+shorter than `--min_length` words is drawn again, at most MAX_ATTEMPTS times.
+"""
 
 import sys
 
@@ -8,35 +15,40 @@ from tfcharrnn import checkpoints, sampling
 from tfcharrnn.config import SampleConfig
 from tfcharrnn.errors import UsageError
 
+MAX_ATTEMPTS = 20
 
-def prime_ids(vocab, prime: str, num_samples: int, seed: int) -> np.ndarray:
-    """The prime text as ids [num_samples, P]; without a prime, one start token.
 
-    The start token is a newline when the corpus has one (text after a newline is the most
-    natural place to begin) and otherwise a uniformly random token.
-    """
+def prime_ids(vocab, prime: str, num_samples: int) -> np.ndarray:
+    """The prime as ids [num_samples, P]: the vocabulary's start token(s), then the prime."""
     if prime:
         missing = vocab.missing(prime)
         if missing:
-            raise UsageError(f"--prime has {len(missing)} character(s) the model's vocabulary "
+            kind = "character(s)" if vocab.level == "char" else "word(s)"
+            raise UsageError(f"--prime has {len(missing)} {kind} the model's vocabulary "
                              f"lacks: {' '.join(repr(c) for c in missing[:20])}; "
                              f"remove them from --prime")
-        ids = vocab.encode(prime)
-    elif "\n" in vocab.tokens:
-        ids = vocab.encode("\n")
+    if vocab.level == "char":
+        ids = vocab.encode(prime) if prime else vocab.start_ids()
     else:
-        ids = np.random.default_rng(seed).integers(len(vocab), size=1).astype(np.int32)
+        # The prime's sentences, with the last one left open: generation continues it.
+        ids = vocab.encode(prime)[:-1] if prime else vocab.start_ids()
     return np.tile(ids[None, :], [num_samples, 1])
 
 
 def sample(config: SampleConfig, out=None):
-    """Streams `num_samples` samples of `length` tokens to `out`; returns them as strings."""
+    """Writes `num_samples` samples to `out`; returns them as strings."""
     out = out or sys.stdout
     run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
     if config.sampling == "top_k" and config.top_k > len(vocab):
         raise UsageError(f"--top_k={config.top_k} is larger than the vocabulary "
                          f"({len(vocab)} tokens); pass --top_k={len(vocab)} or less")
-    ids = prime_ids(vocab, config.prime, config.num_samples, config.seed)
+    ids = prime_ids(vocab, config.prime, config.num_samples)
+    if vocab.level == "word":
+        return _sample_sentences(config, vocab, model, ids, out)
+    return _sample_chars(config, vocab, model, ids, out)
+
+
+def _sample_chars(config, vocab, model, ids, out):
     sampler = sampling.Sampler(sampling.model_step_fn(model), config.sampling,
                                config.temperature, config.top_k, config.seed)
     stream = config.num_samples == 1
@@ -56,4 +68,63 @@ def sample(config: SampleConfig, out=None):
         for i, text in enumerate(texts):
             out.write(f"{'' if i == 0 else chr(10)}--- sample {i + 1} ---\n{text}\n")
     out.flush()
+    return texts
+
+
+def generate_sentences(sampler, model, vocab, ids, min_length: int, max_length: int,
+                       seed: int = 0):
+    """Draws one sentence per row of `ids` [B, P] (each a prime ending inside a sentence).
+
+    Returns:
+      list of B token-id lists (prime words included, no SENTENCE_START/END), and the number
+      of rows that never reached `min_length` words within MAX_ATTEMPTS attempts (those keep
+      their longest attempt).
+    """
+    specials = (vocab.start_id, vocab.end_id)
+    prime_words = [[int(t) for t in row if t not in specials] for row in ids]
+    best = [None] * len(ids)
+    todo = list(range(len(ids)))
+    for attempt in range(MAX_ATTEMPTS):
+        rows = ids[todo]
+        sentences = [[] for _ in todo]
+        ended = np.zeros(len(todo), bool)
+        for chunk in sampler.generate(rows, model.initial_state(len(todo)), max_length,
+                                      seed=seed + 7919 * attempt):
+            for r, tokens in enumerate(chunk):
+                for t in tokens:
+                    if ended[r]:
+                        break
+                    if t == vocab.end_id:
+                        ended[r] = True
+                    else:
+                        sentences[r].append(int(t))
+            if ended.all():
+                break
+        still = []
+        for r, i in enumerate(todo):
+            words = prime_words[i] + sentences[r]
+            if best[i] is None or len(words) > len(best[i]):
+                best[i] = words
+            if len(words) < min_length:
+                still.append(i)
+        todo = still
+        if not todo:
+            break
+    return best, len(todo)
+
+
+def _sample_sentences(config, vocab, model, ids, out):
+    banned = [vocab.unknown_id, vocab.start_id]
+    sampler = sampling.Sampler(sampling.model_step_fn(model), config.sampling,
+                               config.temperature, config.top_k, config.seed,
+                               banned_ids=banned)
+    sentences, short = generate_sentences(sampler, model, vocab, ids, config.min_length,
+                                          config.max_length, config.seed)
+    texts = [vocab.tokenizer.detokenize(vocab.tokens[t] for t in words) for words in sentences]
+    for text in texts:
+        out.write(text + "\n")
+    out.flush()
+    if short:
+        print(f"note: {short} sentence(s) stayed shorter than --min_length={config.min_length} "
+              f"after {MAX_ATTEMPTS} attempts; printed the longest attempt", file=sys.stderr)
     return texts

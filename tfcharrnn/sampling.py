@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfcharrnn.errors import UsageError
 
 
-def choose_next(logits, method: str, temperature: float, top_k: int, seed):
+def choose_next(logits, method: str, temperature: float, top_k: int, seed, banned=None):
     """Picks the next token of each row.
 
     Args:
@@ -22,10 +22,14 @@ def choose_next(logits, method: str, temperature: float, top_k: int, seed):
       method: "argmax", "sample" (from softmax(logits / temperature)) or "top_k" (sample among
         the top_k most likely only).
       seed: int64 [2] stateless seed.
+      banned: optional bool [V], tokens never to pick (their probability is set to zero
+        before sampling, so nothing is redrawn).
     Returns:
       int32 [B] token ids.
     """
     logits = tf.cast(logits, tf.float32)  # temperature division in float32, whatever the model
+    if banned is not None:
+        logits = tf.where(banned, tf.constant(-np.inf, tf.float32), logits)
     if method == "argmax":
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
     logits = logits / temperature
@@ -45,12 +49,13 @@ class Sampler:
     """
 
     def __init__(self, step_fn, method: str = "sample", temperature: float = 1.0,
-                 top_k: int = 0, seed: int = 0, chunk: int = 64):
+                 top_k: int = 0, seed: int = 0, chunk: int = 64, banned_ids=()):
         if method not in ("argmax", "sample", "top_k"):
             raise UsageError(f"unknown sampling method {method!r}")
         self._step_fn = step_fn
         self._method, self._temperature, self._top_k = method, temperature, top_k
-        self._seed = tf.constant([seed, 0], tf.int64)
+        self.seed = seed
+        self._banned = list(banned_ids)
         self.chunk = chunk
         self._feed = tf.function(self._feed_impl)
         self._sample = tf.function(self._sample_impl)
@@ -62,29 +67,36 @@ class Sampler:
             logits, state = self._step_fn(ids[:, t], state)
         return logits, state
 
-    def _sample_impl(self, logits, state, start, n):
+    def _sample_impl(self, logits, state, seed, start, n):
         """Draws n tokens; token i uses the seed fold_in(seed, start + i)."""
         tokens = tf.TensorArray(tf.int32, size=n)
+        banned = None
+        if self._banned:
+            banned = tf.scatter_nd(tf.constant([[i] for i in self._banned]),
+                                   tf.ones([len(self._banned)], tf.bool), tf.shape(logits)[-1:])
         for i in tf.range(n):
-            seed = tf.random.experimental.stateless_fold_in(self._seed, start + tf.cast(i, tf.int64))
-            token = choose_next(logits, self._method, self._temperature, self._top_k, seed)
+            step_seed = tf.random.experimental.stateless_fold_in(seed, start + tf.cast(i, tf.int64))
+            token = choose_next(logits, self._method, self._temperature, self._top_k, step_seed,
+                                banned)
             tokens = tokens.write(i, token)
             logits, state = self._step_fn(token, state)
         return tf.transpose(tokens.stack()), logits, state   # [B, n]
 
-    def generate(self, prime_ids, state, length: int):
+    def generate(self, prime_ids, state, length: int, seed: int = None):
         """Yields int32 NumPy arrays [B, k] of new tokens, `length` tokens in all.
 
         Args:
           prime_ids: int32 [B, P] with P >= 1: the text to continue (its state warms up).
           state: the model state before the prime (usually zeros).
+          seed: overrides the sampler's seed for this call (no retracing).
         """
+        seed = tf.constant([self.seed if seed is None else seed, 0], tf.int64)
         logits, state = self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state)
         done = 0
         while done < length:
             n = min(self.chunk, length - done)
-            tokens, logits, state = self._sample(logits, state, tf.constant(done, tf.int64),
-                                                 tf.constant(n))
+            tokens, logits, state = self._sample(logits, state, seed,
+                                                 tf.constant(done, tf.int64), tf.constant(n))
             done += n
             yield tokens.numpy()
 

@@ -15,36 +15,29 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfcharrnn import checkpoints, corpus, sampling, steps
+from tfcharrnn import checkpoints, corpus, dataset, sampling, steps
 from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.models import build_model
 from tfcharrnn.summaries import SummaryWriter
-from tfcharrnn.vocab import CharVocab
 
 LN2 = math.log(2.0)
 
 
 @dataclasses.dataclass
 class Data:
-    vocab: CharVocab
+    vocab: object  # CharVocab or WordVocab
     train: StreamBatches
     val: StreamBatches = None  # None when --val_fraction=0
 
 
-def prepare_data(config: RunConfig, saved_vocab=None) -> Data:
+def prepare_data(config: RunConfig, saved_vocab=None, log=print) -> Data:
     """Reads, encodes, splits and batches the corpus; checks it is long enough."""
     dc = config.data
-    text = corpus.read_text(dc.resolved_data_path, dc.encoding)
-    vocab = CharVocab.from_text(text)
-    if saved_vocab is not None and vocab != saved_vocab:
-        raise UsageError(
-            f"the data's vocabulary differs from the saved run's vocab.json "
-            f"({len(vocab)} vs {len(saved_vocab)} characters); the data file changed: resume "
-            f"with the original file, or train into a new --checkpoint_dir")
-    ids = vocab.encode(text)
-    del text
+    documents = dataset.read_corpus(dc)
+    vocab, ids = dataset.build_vocab_and_encode(dc, documents, saved_vocab, log)
+    del documents
     train_ids, val_ids, _ = corpus.split(ids, dc.val_fraction, dc.test_fraction)
     need = StreamBatches.min_tokens(dc.batch_size, dc.seq_len)
     for name, part in (("training", train_ids), ("validation", val_ids)):
@@ -116,7 +109,7 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     out = out or sys.stdout
     tc, dc = config.train, config.data
     saved_vocab = prepare_run_dir(config, overwrite)
-    data = prepare_data(config, saved_vocab)
+    data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out))
     vocab = data.vocab
 
     keras.utils.set_random_seed(tc.seed)
@@ -139,8 +132,9 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     if tc.max_steps:
         total_steps = min(total_steps, tc.max_steps)
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    print(f"{os.path.basename(dc.resolved_data_path)}: {len(vocab)} distinct characters, "
-          f"{len(data.train) * data.train.tokens_per_batch:,} training tokens in "
+    unit = "char" if vocab.level == "char" else "word"
+    print(f"{os.path.basename(dc.resolved_data_path)}: {len(vocab):,} {unit} tokens in the "
+          f"vocabulary, {len(data.train) * data.train.tokens_per_batch:,} training tokens in "
           f"{num_batches} batches of {dc.batch_size}x{dc.seq_len}; {config.model.backend} "
           f"{config.model.num_layers}x{config.model.hidden_size} {config.model.model}, "
           f"{params:,} parameters", file=out)
@@ -156,14 +150,14 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     train_fn = steps.compile_train_step(model, optimizer, tc.grad_clip)
     eval_fn = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s), reduce_retracing=True)
     preview = sampling.Sampler(sampling.model_step_fn(model), "sample", seed=tc.seed)
-    preview_prime = vocab.encode("\n" if "\n" in vocab.tokens else vocab.tokens[0])[None, :]
+    preview_prime = vocab.start_ids()[None, :]
 
     state = ckpt.carried_state() if resumed else model.initial_state(dc.batch_size)
     epoch = None
     loss = grad_norm = float("nan")
     best = float(ckpt.best_val_loss.numpy())
     last_val = None
-    chars_per_sec = 0.0
+    tokens_per_sec = 0.0
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
     try:
@@ -185,12 +179,12 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
                 raise RunError(f"the loss became {loss} at step {step}; lower --learning_rate "
                                f"or --grad_clip (the last checkpoint is kept)")
             rate = data.train.tokens_per_batch / dt
-            chars_per_sec = rate if chars_per_sec == 0 else 0.9 * chars_per_sec + 0.1 * rate
-            writer.scalars(step, {"train/loss": loss, "train/bits_per_char": loss / LN2,
+            tokens_per_sec = rate if tokens_per_sec == 0 else 0.9 * tokens_per_sec + 0.1 * rate
+            writer.scalars(step, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
                                   "learning_rate": learning_rate(config, epoch),
-                                  "grad_norm": grad_norm, "chars_per_sec": rate})
-            bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}",
-                            chars_s=f"{chars_per_sec:,.0f}", refresh=False)
+                                  "grad_norm": grad_norm, f"{unit}s_per_sec": rate})
+            bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
+                             f"{unit}s/s": f"{tokens_per_sec:,.0f}"}, refresh=False)
             bar.update(1)
 
             is_last = step == total_steps
@@ -200,14 +194,14 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
                 improved = last_val < best
                 best = min(best, last_val)
                 ckpt.best_val_loss.assign(best)
-                writer.scalars(step, {"val/loss": last_val, "val/bits_per_char": last_val / LN2,
+                writer.scalars(step, {"val/loss": last_val, f"val/bits_per_{unit}": last_val / LN2,
                                       "val/perplexity": math.exp(last_val)})
                 text = vocab.decode(np.concatenate(list(preview.generate(
                     preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0])
                 writer.text(step, "sample", text)
                 bar.write(f"step {step} (epoch {step / num_batches:.2f}): train loss "
-                          f"{loss:.4f}, val loss {last_val:.4f} nats/char "
-                          f"({last_val / LN2:.3f} bits/char, perplexity {math.exp(last_val):.2f})"
+                          f"{loss:.4f}, val loss {last_val:.4f} nats/{unit} "
+                          f"({last_val / LN2:.3f} bits/{unit}, perplexity {math.exp(last_val):.2f})"
                           f"{' *best*' if improved else ''}", file=out)
             if improved or step % tc.resolved_save_every == 0 or is_last:
                 ckpt.save(state, best=improved)
@@ -218,7 +212,7 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     summary = {"step": step, "train_loss": loss,
                "best_val_loss": best if math.isfinite(best) else None, "val_loss": last_val}
     print(f"done at step {step}: train loss {loss:.4f}"
-          + (f", best val loss {best:.4f} nats/char" if math.isfinite(best) else "")
+          + (f", best val loss {best:.4f} nats/{unit}" if math.isfinite(best) else "")
           + f"; checkpoints in {tc.checkpoint_dir}. Sample with: python -m tfcharrnn.sample "
           f"--checkpoint_dir={tc.checkpoint_dir}", file=out)
     return summary
