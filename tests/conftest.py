@@ -53,3 +53,38 @@ def run_command(module, *args, timeout=300):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def write_comments_csv(path, rows=400, seed=0):
+    """A small, repetitive CSV of 'comments': simple sentences, some with quoted commas and
+    newlines. Nouns appear both inside and at the end of sentences, so Punkt does not take
+    them for abbreviations."""
+    import csv
+    import random
+    rng = random.Random(seed)
+    nouns = ["the cat", "a dog", "my friend", "the teacher", "our neighbour", "the bird",
+             "a child", "the farmer"]
+    verbs = ["likes", "sees", "feeds", "helps", "calls"]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "comment", "score"])
+        for i in range(rows):
+            text = " ".join(f"{rng.choice(nouns).capitalize()} {rng.choice(verbs)} "
+                            f"{rng.choice(nouns)}." for _ in range(rng.randint(1, 3)))
+            if i % 7 == 0:
+                text += "\nIt was, in fact, true!"
+            writer.writerow([i, text, rng.randint(0, 5)])
+    return path
+
+
+@pytest.fixture(scope="session")
+def word_run(tmp_path_factory):
+    """A word-level run on the comments CSV, with a vocabulary cap that leaves unknown words."""
+    from tfcharrnn import train_lib
+    tmp = tmp_path_factory.mktemp("words")
+    data = write_comments_csv(tmp / "comments.csv")
+    config = tiny_config(tmp, data, data__level="word", data__csv_column="comment",
+                         data__vocab_size=20, data__batch_size=8, data__seq_len=20,
+                         model__hidden_size=48, train__max_steps=150, train__eval_every=50)
+    train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
+    return config

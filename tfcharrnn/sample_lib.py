@@ -76,13 +76,15 @@ def generate_sentences(sampler, model, vocab, ids, min_length: int, max_length: 
     """Draws one sentence per row of `ids` [B, P] (each a prime ending inside a sentence).
 
     Returns:
-      list of B token-id lists (prime words included, no SENTENCE_START/END), and the number
-      of rows that never reached `min_length` words within MAX_ATTEMPTS attempts (those keep
-      their longest attempt).
+      sentences: B token-id lists (prime words included, no SENTENCE_START/END);
+      ended: B bools, whether each sentence ended with SENTENCE_END (else max_length cut it);
+      short: how many rows never reached `min_length` words in MAX_ATTEMPTS attempts (those
+        keep their longest attempt).
     """
     specials = (vocab.start_id, vocab.end_id)
     prime_words = [[int(t) for t in row if t not in specials] for row in ids]
     best = [None] * len(ids)
+    best_ended = [False] * len(ids)
     todo = list(range(len(ids)))
     for attempt in range(MAX_ATTEMPTS):
         rows = ids[todo]
@@ -104,13 +106,13 @@ def generate_sentences(sampler, model, vocab, ids, min_length: int, max_length: 
         for r, i in enumerate(todo):
             words = prime_words[i] + sentences[r]
             if best[i] is None or len(words) > len(best[i]):
-                best[i] = words
+                best[i], best_ended[i] = words, bool(ended[r])
             if len(words) < min_length:
                 still.append(i)
         todo = still
         if not todo:
             break
-    return best, len(todo)
+    return best, best_ended, len(todo)
 
 
 def _sample_sentences(config, vocab, model, ids, out):
@@ -118,7 +120,7 @@ def _sample_sentences(config, vocab, model, ids, out):
     sampler = sampling.Sampler(sampling.model_step_fn(model), config.sampling,
                                config.temperature, config.top_k, config.seed,
                                banned_ids=banned)
-    sentences, short = generate_sentences(sampler, model, vocab, ids, config.min_length,
+    sentences, _, short = generate_sentences(sampler, model, vocab, ids, config.min_length,
                                           config.max_length, config.seed)
     texts = [vocab.tokenizer.detokenize(vocab.tokens[t] for t in words) for words in sentences]
     for text in texts:
