@@ -29,6 +29,9 @@ def define_data_flags(fv=FLAGS):
                          "Word level: keep this many most frequent tokens (special tokens "
                          "included); the rest become UNKNOWN_TOKEN.", flag_values=fv)
     flags.DEFINE_string("encoding", _D.encoding, "Text encoding of --data_path.", flag_values=fv)
+    flags.DEFINE_enum("encoding_errors", _D.encoding_errors, cfg.ENCODING_ERRORS,
+                      "Bytes that do not decode: strict (stop with an error), replace (with "
+                      "U+FFFD) or ignore (drop them).", flag_values=fv)
     flags.DEFINE_float("val_fraction", _D.val_fraction,
                        "Fraction of the corpus (its tail) held out for validation.",
                        flag_values=fv)

@@ -20,7 +20,8 @@ CELLS = ["rnn", "gru", "lstm"]
 def randomize(model, rng, scale=0.5):
     """Random weights everywhere (biases too), so no term of the equations is zero."""
     for v in model.trainable_variables:
-        v.assign(rng.normal(0, scale, v.shape).astype(np.dtype(tf.as_dtype(v.dtype).as_numpy_dtype)))
+        dtype = tf.as_dtype(v.dtype).as_numpy_dtype
+        v.assign(rng.normal(0, scale, v.shape).astype(dtype))
 
 
 def numpy_params(model):

@@ -104,7 +104,8 @@ class TrainingCheckpoint:
         # resumed run continues the streams exactly where they stopped.
         self.carry = [tf.Variable(tf.zeros([batch_size, h]), trainable=False, name=f"carry_{i}")
                       for i, h in enumerate(state_shapes)]
-        self.checkpoint = tf.train.Checkpoint(model=model.named_variables(), optimizer=optimizer, step=self.step,
+        self.checkpoint = tf.train.Checkpoint(model=model.named_variables(), optimizer=optimizer,
+                                              step=self.step,
                                               best_val_loss=self.best_val_loss, carry=self.carry)
         self.latest = tf.train.CheckpointManager(self.checkpoint, run_dir, max_to_keep=keep,
                                                  checkpoint_name="ckpt")
@@ -125,11 +126,19 @@ class TrainingCheckpoint:
         for var, value in zip(self.carry, state):
             var.assign(value)
         step = int(self.step.numpy())
-        if best:
-            self.best.save(checkpoint_number=step)
-        if step != self._last_saved_step:
-            self.latest.save(checkpoint_number=step)
-            self._last_saved_step = step
+        try:
+            if best:
+                self.best.save(checkpoint_number=step)
+            if step != self._last_saved_step:
+                self.latest.save(checkpoint_number=step)
+                self._last_saved_step = step
+        except (OSError, tf.errors.OpError) as e:
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            kept = (f"the previous checkpoint ({self.latest.latest_checkpoint}) is kept"
+                    if self.latest.latest_checkpoint else "no earlier checkpoint exists")
+            raise RunError(f"could not write the checkpoint of step {step} to "
+                           f"{self.latest.directory} ({reason}); is the disk full? {kept}"
+                           ) from None
 
     def carried_state(self):
         return [tf.identity(v) for v in self.carry]
@@ -155,7 +164,8 @@ def restore_model(run_dir: str, which: str = "best"):
     path = checkpoint_path(run_dir, which)
     model = build_model(config.model, len(vocab), seed=config.train.seed)
     try:
-        tf.train.Checkpoint(model=model.named_variables()).read(path).expect_partial().assert_existing_objects_matched()
+        status = tf.train.Checkpoint(model=model.named_variables()).read(path)
+        status.expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(f"checkpoint {path} does not match {CONFIG_FILE}/{VOCAB_FILE} "

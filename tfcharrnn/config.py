@@ -15,6 +15,7 @@ MODELS = ("rnn", "gru", "lstm")
 BACKENDS = ("keras", "manual")
 LEVELS = ("char", "word")
 DATA_FORMATS = ("auto", "text", "csv")
+ENCODING_ERRORS = ("strict", "replace", "ignore")
 SAMPLING_METHODS = ("sample", "argmax", "top_k")
 CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
@@ -25,7 +26,8 @@ BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"
 
 def _positive(name, value):
     if value is None or value < 1:
-        raise UsageError(f"--{name} must be a positive integer, got {value}; pass --{name}=1 or more")
+        raise UsageError(f"--{name} must be a positive integer, got {value}; "
+                         f"pass --{name}=1 or more")
 
 
 def _choice(name, value, choices):
@@ -42,6 +44,7 @@ class DataConfig:
     lowercase: Optional[bool] = None  # lowercase the text (None = yes for words, no for chars)
     vocab_size: int = 10000          # word level: most frequent tokens kept, specials included
     encoding: str = "utf-8"          # text encoding of data_path
+    encoding_errors: str = "strict"  # undecodable bytes: "strict" (stop), "replace" or "ignore"
     val_fraction: float = 0.1        # tail of the corpus held out for validation
     test_fraction: float = 0.0       # held out after validation, never trained or validated on
     batch_size: int = 64             # number of parallel streams (rows per batch)
@@ -58,6 +61,7 @@ class DataConfig:
     def __post_init__(self):
         _choice("level", self.level, LEVELS)
         _choice("data_format", self.data_format, DATA_FORMATS)
+        _choice("encoding_errors", self.encoding_errors, ENCODING_ERRORS)
         if self.level == "word" and self.vocab_size < 4:
             raise UsageError(f"--vocab_size must be at least 4 (3 special tokens and a word), "
                              f"got {self.vocab_size}")

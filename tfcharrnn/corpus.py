@@ -10,7 +10,7 @@ import os
 from tfcharrnn.errors import UsageError
 
 
-def read_text(path: str, encoding: str = "utf-8") -> str:
+def read_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> str:
     """Returns the whole file as a string, or raises a one-line `UsageError`."""
     if not os.path.exists(path):
         raise UsageError(f"data file not found: {path}; pass --data_path=<a text file>")
@@ -25,11 +25,12 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
         raise UsageError(f"data file looks binary (it contains NUL bytes): {path}; "
                          f"pass a text file")
     try:
-        return raw.decode(encoding)
+        return raw.decode(encoding, errors)
     except UnicodeDecodeError as e:
         raise UsageError(f"data file is not valid {encoding}: byte {e.start} "
-                         f"(0x{raw[e.start]:02x}) of {path}; pass --encoding=<its encoding>, "
-                         f"e.g. --encoding=latin-1") from None
+                         f"(0x{raw[e.start]:02x}) of {path}; pass --encoding=<its encoding> "
+                         f"(e.g. latin-1), or --encoding_errors=replace to substitute "
+                         f"undecodable bytes") from None
     except LookupError:
         raise UsageError(f"unknown --encoding={encoding!r}; use a Python codec name "
                          f"such as utf-8 or latin-1") from None
@@ -55,7 +56,7 @@ def is_csv(path: str, data_format: str) -> bool:
 
 
 def read_documents(path: str, encoding: str = "utf-8", data_format: str = "auto",
-                   csv_column: str = "") -> list:
+                   csv_column: str = "", errors: str = "strict") -> list:
     """The corpus as a list of documents (strings).
 
     A plain text file is one document. A CSV file (data_format "csv", or "auto" with a .csv or
@@ -63,7 +64,7 @@ def read_documents(path: str, encoding: str = "utf-8", data_format: str = "auto"
     `csv_column`, default the first column. A header row is detected, quoted fields may hold
     commas and newlines, and empty fields are skipped.
     """
-    text = read_text(path, encoding)
+    text = read_text(path, encoding, errors)
     if not is_csv(path, data_format):
         return [text]
     return read_csv_column(text, path, csv_column)

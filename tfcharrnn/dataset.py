@@ -18,7 +18,7 @@ from tfcharrnn.vocab import CharVocab, WordVocab
 def read_corpus(config: DataConfig, path: str = None) -> list:
     """The documents of `path` (default: the configured data file)."""
     return corpus.read_documents(path or config.resolved_data_path, config.encoding,
-                                 config.data_format, config.csv_column)
+                                 config.data_format, config.csv_column, config.encoding_errors)
 
 
 def encode_documents(vocab, documents) -> np.ndarray:

@@ -23,8 +23,9 @@ def check_known(vocab, text: str, what: str):
 def evaluate(config: EvalConfig, out=None) -> dict:
     out = out or sys.stdout
     run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
-    documents = corpus.read_documents(config.data_path, run_config.data.encoding,
-                                      "auto", run_config.data.csv_column)
+    documents = corpus.read_documents(config.data_path, run_config.data.encoding, "auto",
+                                      run_config.data.csv_column,
+                                      run_config.data.encoding_errors)
     for d in documents:
         check_known(vocab, d, config.data_path)
     ids = dataset.encode_documents(vocab, documents)

@@ -19,6 +19,7 @@ from tfcharrnn import checkpoints, corpus, dataset, sampling, steps
 from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
+from tfcharrnn.interrupts import GracefulStop
 from tfcharrnn.models import build_model
 from tfcharrnn.summaries import SummaryWriter
 
@@ -96,6 +97,21 @@ def evaluate_batches(eval_fn, model, batches: StreamBatches) -> float:
     return total / count
 
 
+def check_diverged(loss: float, step: int, vocab_size: int, last_checkpoint):
+    """Stops a diverged run before anything is saved from it.
+
+    Training starts near ln(vocab_size), the loss of a uniform guess; a loss three times that,
+    or not finite, means the run diverged.
+    """
+    start = math.log(vocab_size)
+    if math.isfinite(loss) and loss <= 3 * start:
+        return
+    raise RunError(f"training diverged: the loss is {loss:.4g} at step {step} (it starts near "
+                   f"{start:.3g}); lower --learning_rate or --grad_clip. Nothing was saved from "
+                   f"the diverged state; " + (f"the last good checkpoint is {last_checkpoint}"
+                                              if last_checkpoint else "there is no checkpoint yet"))
+
+
 def learning_rate(config, epoch: int) -> float:
     return config.train.learning_rate * config.train.decay_rate ** epoch
 
@@ -152,6 +168,16 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     preview = sampling.Sampler(sampling.model_step_fn(model), "sample", seed=tc.seed)
     preview_prime = vocab.start_ids()[None, :]
 
+    def validate(step):
+        """Loss over the whole validation split, logged with a text sample; returns the loss."""
+        val = evaluate_batches(eval_fn, model, data.val)
+        writer.scalars(step, {"val/loss": val, f"val/bits_per_{unit}": val / LN2,
+                              "val/perplexity": math.exp(val)})
+        tokens = np.concatenate(list(preview.generate(preview_prime, model.initial_state(1),
+                                                      tc.sample_length)), axis=1)[0]
+        writer.text(step, "sample", vocab.decode(tokens))
+        return val
+
     state = ckpt.carried_state() if resumed else model.initial_state(dc.batch_size)
     epoch = None
     loss = grad_norm = float("nan")
@@ -160,57 +186,56 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     tokens_per_sec = 0.0
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    try:
-        while step < total_steps:
-            batch_epoch, b = divmod(step, num_batches)
-            if batch_epoch != epoch:
-                epoch = batch_epoch
-                optimizer.learning_rate = learning_rate(config, epoch)
-                if b == 0:  # each epoch starts every stream from a zero state
-                    state = model.initial_state(dc.batch_size)
-            x, y = data.train[b]
-            t0 = time.perf_counter()
-            loss_t, grad_norm_t, state = train_fn(x, y, state)
-            loss, grad_norm = float(loss_t), float(grad_norm_t)
-            dt = time.perf_counter() - t0
-            step += 1
-            ckpt.step.assign(step)
-            if not math.isfinite(loss):
-                raise RunError(f"the loss became {loss} at step {step}; lower --learning_rate "
-                               f"or --grad_clip (the last checkpoint is kept)")
-            rate = data.train.tokens_per_batch / dt
-            tokens_per_sec = rate if tokens_per_sec == 0 else 0.9 * tokens_per_sec + 0.1 * rate
-            writer.scalars(step, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
-                                  "learning_rate": learning_rate(config, epoch),
-                                  "grad_norm": grad_norm, f"{unit}s_per_sec": rate})
-            bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
-                             f"{unit}s/s": f"{tokens_per_sec:,.0f}"}, refresh=False)
-            bar.update(1)
+    with GracefulStop() as stop:
+        try:
+            while step < total_steps and not stop.requested:
+                batch_epoch, b = divmod(step, num_batches)
+                if batch_epoch != epoch:
+                    epoch = batch_epoch
+                    optimizer.learning_rate = learning_rate(config, epoch)
+                    if b == 0:  # each epoch starts every stream from a zero state
+                        state = model.initial_state(dc.batch_size)
+                x, y = data.train[b]
+                t0 = time.perf_counter()
+                loss_t, grad_norm_t, state = train_fn(x, y, state)
+                loss, grad_norm = float(loss_t), float(grad_norm_t)
+                dt = time.perf_counter() - t0
+                step += 1
+                ckpt.step.assign(step)
+                check_diverged(loss, step, len(vocab), ckpt.latest.latest_checkpoint)
+                rate = data.train.tokens_per_batch / dt
+                tokens_per_sec = rate if not tokens_per_sec else 0.9 * tokens_per_sec + 0.1 * rate
+                writer.scalars(step, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
+                                      "learning_rate": learning_rate(config, epoch),
+                                      "grad_norm": grad_norm, f"{unit}s_per_sec": rate})
+                bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
+                                 f"{unit}s/s": f"{tokens_per_sec:,.0f}"}, refresh=False)
+                bar.update(1)
 
-            is_last = step == total_steps
-            improved = False
-            if data.val is not None and (step % tc.eval_every == 0 or is_last):
-                last_val = evaluate_batches(eval_fn, model, data.val)
-                improved = last_val < best
-                best = min(best, last_val)
-                ckpt.best_val_loss.assign(best)
-                writer.scalars(step, {"val/loss": last_val, f"val/bits_per_{unit}": last_val / LN2,
-                                      "val/perplexity": math.exp(last_val)})
-                text = vocab.decode(np.concatenate(list(preview.generate(
-                    preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0])
-                writer.text(step, "sample", text)
-                bar.write(f"step {step} (epoch {step / num_batches:.2f}): train loss "
-                          f"{loss:.4f}, val loss {last_val:.4f} nats/{unit} "
-                          f"({last_val / LN2:.3f} bits/{unit}, perplexity {math.exp(last_val):.2f})"
-                          f"{' *best*' if improved else ''}", file=out)
-            if improved or step % tc.resolved_save_every == 0 or is_last:
-                ckpt.save(state, best=improved)
-                writer.flush()
-    finally:
-        bar.close()
-        writer.close()
-    summary = {"step": step, "train_loss": loss,
+                is_last = step == total_steps
+                improved = False
+                if data.val is not None and (step % tc.eval_every == 0 or is_last):
+                    last_val = validate(step)
+                    improved = last_val < best
+                    best = min(best, last_val)
+                    ckpt.best_val_loss.assign(best)
+                    bar.write(f"step {step} (epoch {step / num_batches:.2f}): train loss "
+                              f"{loss:.4f}, val loss {last_val:.4f} nats/{unit} "
+                              f"({last_val / LN2:.3f} bits/{unit}, perplexity "
+                              f"{math.exp(last_val):.2f}){' *best*' if improved else ''}", file=out)
+                if improved or step % tc.resolved_save_every == 0 or is_last or stop.requested:
+                    ckpt.save(state, best=improved)
+                    writer.flush()
+        finally:
+            bar.close()
+            writer.close()
+    if stop.requested:
+        print(f"stopped by {stop.requested} at step {step}; a checkpoint was saved in "
+              f"{tc.checkpoint_dir}. To resume, run the same train command again.", file=out)
+    summary = {"step": step, "train_loss": loss, "stopped_by": stop.requested,
                "best_val_loss": best if math.isfinite(best) else None, "val_loss": last_val}
+    if stop.requested:
+        return summary
     print(f"done at step {step}: train loss {loss:.4f}"
           + (f", best val loss {best:.4f} nats/{unit}" if math.isfinite(best) else "")
           + f"; checkpoints in {tc.checkpoint_dir}. Sample with: python -m tfcharrnn.sample "

@@ -8,7 +8,8 @@ the mapping is a one-to-one copy of tensors:
   embedding/embeddings [V, E]             embedding
   <cell>_i kernel [I, G*H]                W_input_i
   <cell>_i recurrent_kernel [H, G*H]      W_hidden_i
-  <cell>_i bias [G*H] (GRU: [2, 3H])      b_hidden_i (GRU: b_input_i = bias[0], b_hidden_i = bias[1])
+  <cell>_i bias [G*H]                     b_hidden_i
+  GRU: <cell>_i bias [2, 3H]              b_input_i = bias[0], b_hidden_i = bias[1]
   softmax kernel [H, V], bias [V]         W_softmax, b_softmax
 """
 
