@@ -123,31 +123,28 @@ class ManualRNN(tf.Module):
         def var(name, value):
             return tf.Variable(tf.constant(value, dtype), name=name)
 
-        self.embedding = (var("embedding", rng.uniform(-0.05, 0.05,
-                                                       (vocab_size, config.embedding_size)))
+        def uniform(*shape):
+            # Same scheme as the Keras back-end (see keras_rnn.py): U(-1/sqrt(H), 1/sqrt(H)).
+            return rng.uniform(-hidden ** -0.5, hidden ** -0.5, shape)
+
+        self.embedding = (var("embedding", rng.normal(0.0, 1.0,
+                                                      (vocab_size, config.embedding_size)))
                           if config.embedding_size else None)
         input_size = config.embedding_size or vocab_size
         suffix = (lambda i: f"_{i}") if layers > 1 else (lambda i: "")
         self.layers = []
         for i in range(layers):
-            bias = np.zeros(gates * hidden)
-            if cell == "lstm":
-                bias[hidden:2 * hidden] = 1.0  # forget-gate bias 1: remember by default
             params = {
-                # Same initializers as Keras: Glorot-uniform input weights, orthogonal
-                # recurrent weights (per gate), zero biases.
-                "W_input": var(f"W_input{suffix(i)}",
-                               _glorot(rng, input_size, gates * hidden)),
-                "W_hidden": var(f"W_hidden{suffix(i)}", np.concatenate(
-                    [_orthogonal(rng, hidden) for _ in range(gates)], axis=1)),
-                "b_hidden": var(f"b_hidden{suffix(i)}", bias),
+                "W_input": var(f"W_input{suffix(i)}", uniform(input_size, gates * hidden)),
+                "W_hidden": var(f"W_hidden{suffix(i)}", uniform(hidden, gates * hidden)),
+                "b_hidden": var(f"b_hidden{suffix(i)}", uniform(gates * hidden)),
             }
             if cell == "gru":
-                params["b_input"] = var(f"b_input{suffix(i)}", np.zeros(gates * hidden))
+                params["b_input"] = var(f"b_input{suffix(i)}", uniform(gates * hidden))
             self.layers.append(params)
             input_size = hidden
-        self.softmax = {"W_softmax": var("W_softmax", _glorot(rng, hidden, vocab_size)),
-                        "b_softmax": var("b_softmax", np.zeros(vocab_size))}
+        self.softmax = {"W_softmax": var("W_softmax", uniform(hidden, vocab_size)),
+                        "b_softmax": var("b_softmax", uniform(vocab_size))}
         # Dropout masks come from this generator; its state is checkpointed with the weights,
         # so a resumed run draws the same masks as an uninterrupted one.
         self.rng = tf.random.Generator.from_seed(seed)
@@ -196,12 +193,3 @@ class ManualRNN(tf.Module):
         x = self._dropout(x, training)
         return rnn_logits(self.softmax, x), new_state
 
-
-def _glorot(rng, fan_in, fan_out):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, (fan_in, fan_out))
-
-
-def _orthogonal(rng, n):
-    q, r = np.linalg.qr(rng.normal(size=(n, n)))
-    return q * np.sign(np.diag(r))
