@@ -102,8 +102,8 @@ def test_missing_or_empty_checkpoint_dir(tmp_path):
     assert_one_line_error(r, 1, "config.json is missing")
 
 
-@pytest.mark.parametrize("damage", ["missing_config", "corrupt_config", "corrupt_vocab",
-                                    "vocab_of_other_size", "no_checkpoint"])
+@pytest.mark.parametrize("damage", ["missing_config", "corrupt_config", "missing_vocab",
+                                    "corrupt_vocab", "vocab_of_other_size", "no_checkpoint"])
 def test_damaged_run_directory(trained_run, tmp_path, damage):
     run = tmp_path / "run"
     shutil.copytree(trained_run.train.checkpoint_dir, run)
@@ -113,6 +113,9 @@ def test_damaged_run_directory(trained_run, tmp_path, damage):
     elif damage == "corrupt_config":
         (run / "config.json").write_text("{not json", encoding="utf-8")
         code, pattern = 1, "config.json is not valid JSON"
+    elif damage == "missing_vocab":
+        os.remove(run / "vocab.json")
+        code, pattern = 1, "vocab.json is missing"
     elif damage == "corrupt_vocab":
         (run / "vocab.json").write_text('{"level": "char", "tokens": 5}', encoding="utf-8")
         code, pattern = 1, "vocab.json is not a valid vocabulary"
@@ -133,3 +136,9 @@ def test_damaged_run_directory(trained_run, tmp_path, damage):
 def test_verbosity_shows_the_traceback(tmp_path):
     r = run_command("tfcharrnn.sample", f"--checkpoint_dir={tmp_path}/nope", "--verbosity=1")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_word_prime_with_unknown_words_is_refused(word_run):
+    r = run_command("tfcharrnn.sample", f"--checkpoint_dir={word_run.train.checkpoint_dir}",
+                    "--prime=the cat likes quantum chromodynamics")
+    assert_one_line_error(r, 2, r"--prime has 2 word\(s\) .* lacks: 'chromodynamics' 'quantum'")

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from tfcharrnn import checkpoints, train_lib
-from tfcharrnn.errors import UsageError
+from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.models import build_model
 from tfcharrnn.vocab import CharVocab
 
@@ -59,6 +59,27 @@ def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_
     assert second["step"] == 26
     assert second["train_loss"] == pytest.approx(expected["train_loss"], abs=1e-6)
     assert second["val_loss"] == pytest.approx(expected["val_loss"], abs=1e-6)
+    # Same weights, bit for bit.
+    a = tf.train.load_checkpoint(checkpoints.checkpoint_path(straight.train.checkpoint_dir,
+                                                             "latest"))
+    b = tf.train.load_checkpoint(checkpoints.checkpoint_path(str(tmp_path / "resumed"),
+                                                             "latest"))
+    names = [n for n in a.get_variable_to_shape_map() if n.startswith("model/")]
+    assert names
+    for name in names:
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+    # And the same loss curve, step by step, in TensorBoard.
+    assert train_losses(straight.train.resolved_logdir) == pytest.approx(
+        train_losses(str(tmp_path / "resumed" / "logs")), abs=1e-6)
+
+
+def train_losses(logdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(logdir, size_guidance={"tensors": 0})
+    acc.Reload()
+    events = sorted(acc.Tensors("train/loss"), key=lambda e: e.step)
+    assert [e.step for e in events] == list(range(1, len(events) + 1))
+    return [float(tf.make_ndarray(e.tensor_proto)) for e in events]
 
 
 def test_resume_refuses_different_settings_and_names_them(tmp_path, corpus_path):
@@ -138,3 +159,42 @@ def test_too_short_corpus_is_a_usage_error(tmp_path):
     path.write_text("hello world", encoding="utf-8")
     with pytest.raises(UsageError, match="batch_size \\* seq_len \\+ 1"):
         train(tiny_config(tmp_path, path))
+
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, corpus_path,
+                                                                      monkeypatch):
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=4, train__eval_every=2)
+    train(config)
+    run_dir = config.train.checkpoint_dir
+    files = sorted(f for f in os.listdir(run_dir) if f.startswith("ckpt-4"))
+    stamps = [os.path.getmtime(os.path.join(run_dir, f)) for f in files]
+    # Resume with a learning rate that blows the weights up.
+    monkeypatch.setattr(train_lib, "learning_rate", lambda config, epoch: 1e4)
+    longer = dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=30))
+    with pytest.raises(RunError, match=r"training diverged: the loss is .* at step \d+ .*"
+                                       r"the last good checkpoint is .*ckpt-4"):
+        train(longer)
+    assert checkpoints.checkpoint_path(run_dir, "latest").endswith("ckpt-4")
+    assert [os.path.getmtime(os.path.join(run_dir, f)) for f in files] == stamps
+    _, _, model = checkpoints.restore_model(run_dir, "latest")
+    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, corpus_path, monkeypatch):
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=4, train__eval_every=2)
+    real_save = tf.train.CheckpointManager.save
+    calls = []
+
+    def save(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:  # the first evaluation saves best and latest; then the disk is full
+            raise OSError(28, "No space left on device")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+    with pytest.raises(RunError, match=r"could not write the checkpoint of step 4.*"
+                                       r"No space left on device.*disk full.*ckpt-2"):
+        train(config)
+    monkeypatch.undo()
+    assert checkpoints.checkpoint_path(config.train.checkpoint_dir, "latest").endswith("ckpt-2")
+    checkpoints.restore_model(config.train.checkpoint_dir, "latest")

@@ -171,6 +171,7 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     def validate(step):
         """Loss over the whole validation split, logged with a text sample; returns the loss."""
         val = evaluate_batches(eval_fn, model, data.val)
+        check_diverged(val, step, len(vocab), ckpt.latest.latest_checkpoint)
         writer.scalars(step, {"val/loss": val, f"val/bits_per_{unit}": val / LN2,
                               "val/perplexity": math.exp(val)})
         tokens = np.concatenate(list(preview.generate(preview_prime, model.initial_state(1),
@@ -197,6 +198,7 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
                         state = model.initial_state(dc.batch_size)
                 x, y = data.train[b]
                 t0 = time.perf_counter()
+                state_in = state
                 loss_t, grad_norm_t, state = train_fn(x, y, state)
                 loss, grad_norm = float(loss_t), float(grad_norm_t)
                 dt = time.perf_counter() - t0
@@ -213,8 +215,9 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
                 bar.update(1)
 
                 is_last = step == total_steps
+                validated = data.val is not None and (step % tc.eval_every == 0 or is_last)
                 improved = False
-                if data.val is not None and (step % tc.eval_every == 0 or is_last):
+                if validated:
                     last_val = validate(step)
                     improved = last_val < best
                     best = min(best, last_val)
@@ -224,6 +227,12 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
                               f"({last_val / LN2:.3f} bits/{unit}, perplexity "
                               f"{math.exp(last_val):.2f}){' *best*' if improved else ''}", file=out)
                 if improved or step % tc.resolved_save_every == 0 or is_last or stop.requested:
+                    if not validated:
+                        # The training loss above was that of the weights before this step's
+                        # update; check the updated weights before saving them.
+                        loss_sum, n, _ = eval_fn(x, y, state_in)
+                        check_diverged(float(loss_sum) / int(n), step, len(vocab),
+                                       ckpt.latest.latest_checkpoint)
                     ckpt.save(state, best=improved)
                     writer.flush()
         finally:
