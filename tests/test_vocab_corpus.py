@@ -40,3 +40,11 @@ def test_read_text_errors(tmp_path):
     with pytest.raises(UsageError, match="byte 6"):
         corpus.read_text(str(bad))
     assert corpus.read_text(str(bad), "latin-1") == "hello \xff world"
+
+
+def test_lowercase_char_vocabulary_lowercases_what_it_encodes():
+    vocab = CharVocab.from_text("Hello World", lowercase=True)
+    assert "H" not in vocab.tokens and vocab.missing("HELLO") == []
+    np.testing.assert_array_equal(vocab.encode("HeLLo"), vocab.encode("hello"))
+    again = CharVocab.from_dict(json.loads(vocab.to_json()))
+    assert again == vocab and again.lowercase

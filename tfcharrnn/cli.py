@@ -13,7 +13,7 @@ import tempfile
 from absl import app
 from absl import flags
 
-from tfcharrnn.errors import TfcharrnnError, UsageError
+from tfcharrnn.errors import TfcharrnnError
 
 FLAGS = flags.FLAGS
 
@@ -88,4 +88,4 @@ def run(main):
     app.run(wrapped, flags_parser=_parse_flags)
 
 
-__all__ = ["run", "import_tensorflow", "UsageError"]
+__all__ = ["run", "import_tensorflow"]

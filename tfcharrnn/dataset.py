@@ -34,9 +34,7 @@ def build_vocab_and_encode(config: DataConfig, documents, saved_vocab=None, log=
     and encodes them. Returns (vocab, ids int32 [N])."""
     if config.level == "char":
         text = "\n".join(documents)
-        if config.resolved_lowercase:
-            text = text.lower()
-        vocab = CharVocab.from_text(text)
+        vocab = CharVocab.from_text(text, config.resolved_lowercase)
         _check_same(vocab, saved_vocab)
         return vocab, vocab.encode(text)
 

@@ -21,8 +21,9 @@ class CharVocab:
     """Characters as tokens: ids index the sorted code points of the corpus."""
     level = "char"
 
-    def __init__(self, chars):
+    def __init__(self, chars, lowercase: bool = False):
         self.tokens = list(chars)
+        self.lowercase = lowercase  # text is lowercased before encoding (--lowercase)
         if not self.tokens:
             raise ValueError("a vocabulary needs at least one character")
         if any(not isinstance(c, str) or len(c) != 1 for c in self.tokens):
@@ -33,14 +34,17 @@ class CharVocab:
         self._codepoints = np.array([ord(c) for c in self.tokens], dtype=np.uint32)
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
-        return cls(chr(c) for c in np.unique(_codepoints(text)))
+    def from_text(cls, text: str, lowercase: bool = False) -> "CharVocab":
+        if lowercase:
+            text = text.lower()
+        return cls((chr(c) for c in np.unique(_codepoints(text))), lowercase)
 
     def __len__(self):
         return len(self.tokens)
 
     def __eq__(self, other):
-        return isinstance(other, CharVocab) and self.tokens == other.tokens
+        return (isinstance(other, CharVocab) and self.tokens == other.tokens
+                and self.lowercase == other.lowercase)
 
     def start_ids(self) -> np.ndarray:
         """Where generation starts without a prime: after a newline (else the first token)."""
@@ -48,11 +52,11 @@ class CharVocab:
 
     def missing(self, text: str) -> list:
         """Characters of `text` that are not in the vocabulary, sorted."""
-        return sorted(set(text) - set(self.tokens))
+        return sorted(set(text.lower() if self.lowercase else text) - set(self.tokens))
 
     def encode(self, text: str) -> np.ndarray:
         """Text -> int32 ids [len(text)]; raises UsageError naming unknown characters."""
-        cps = _codepoints(text)
+        cps = _codepoints(text.lower() if self.lowercase else text)
         ids = np.searchsorted(self._codepoints, cps).astype(np.int32)
         ids = np.minimum(ids, len(self.tokens) - 1)
         bad = self._codepoints[ids] != cps
@@ -66,7 +70,8 @@ class CharVocab:
         return "".join(self.tokens[i] for i in ids)
 
     def to_json(self) -> str:
-        return json.dumps({"level": self.level, "tokens": self.tokens}, ensure_ascii=False)
+        return json.dumps({"level": self.level, "tokens": self.tokens,
+                           "lowercase": self.lowercase}, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CharVocab":
@@ -75,7 +80,10 @@ class CharVocab:
         tokens = d.get("tokens")
         if not isinstance(tokens, list):
             raise ValueError("expected \"tokens\" to be a list of characters")
-        return cls(tokens)
+        lowercase = d.get("lowercase", False)
+        if not isinstance(lowercase, bool):
+            raise ValueError("expected \"lowercase\" to be true or false")
+        return cls(tokens, lowercase)
 
 
 def _codepoints(text: str) -> np.ndarray:
