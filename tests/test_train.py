@@ -198,3 +198,15 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, corpus_path, monkey
     monkeypatch.undo()
     assert checkpoints.checkpoint_path(config.train.checkpoint_dir, "latest").endswith("ckpt-2")
     checkpoints.restore_model(config.train.checkpoint_dir, "latest")
+
+
+def test_run_files_get_ordinary_permissions(trained_run):
+    for name in ("config.json", "vocab.json"):
+        mode = os.stat(os.path.join(trained_run.train.checkpoint_dir, name)).st_mode & 0o777
+        assert mode == 0o666 & ~_umask(), oct(mode)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

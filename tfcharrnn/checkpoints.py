@@ -33,6 +33,9 @@ def write_text_atomic(path: str, text: str):
     """Writes via a temporary file and a rename, so a crash never leaves half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a normal file's mode
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
