@@ -62,6 +62,8 @@ def test_sigkill_at_any_moment_leaves_a_restorable_run(tmp_path, corpus_path):
         time.sleep(rng.uniform(3.0, 7.0))
         proc.kill()
         proc.communicate(timeout=60)
+        if last_step == 0 and not (run_dir / "checkpoint").exists():
+            continue  # killed before the first save (a slow machine): nothing to lose yet
         path = checkpoints.checkpoint_path(str(run_dir), "latest")
         step = int(path.rsplit("-", 1)[1])
         assert step >= last_step  # resumed, never went back
