@@ -56,3 +56,18 @@ def test_dropout_only_when_training():
     c, _ = model(x, s, training=True)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("backend", ["keras", "manual"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_by_step_equals_the_full_sequence(backend, cell):
+    model = build_model(ModelConfig(backend=backend, model=cell, num_layers=2, hidden_size=12,
+                                    embedding_size=6), vocab_size=11)
+    ids = tf.constant(np.random.default_rng(5).integers(0, 11, size=(3, 9)), tf.int32)
+    full, full_state = model(ids, model.initial_state(3))
+    state = model.initial_state(3)
+    for t in range(9):
+        logits, state = model.step(ids[:, t], state)
+        np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
+    for a, b in zip(state, full_state):
+        np.testing.assert_allclose(a, b, atol=1e-5)

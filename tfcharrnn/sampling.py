@@ -102,8 +102,5 @@ class Sampler:
 
 
 def model_step_fn(model):
-    """Adapts a back-end (sequence in, sequence out) to the sampler's one-token step."""
-    def step(tokens, state):
-        logits, state = model(tokens[:, None], state, training=False)  # [B, 1, V]
-        return logits[:, 0], state
-    return step
+    """The sampler's one-token step for a back-end: its `step` method (see models/)."""
+    return model.step

@@ -3,6 +3,7 @@
 Every back-end is a callable object with
   initial_state(batch_size) -> state            (a list of float32 [batch, hidden] tensors)
   __call__(inputs [B, T] int32, state, training) -> (logits [B, T, vocab], new state)
+  step(tokens [B] int32, state) -> (logits [B, vocab], new state)   one token, for sampling
   trainable_variables
   named_variables() -> {stable name: variable}, every variable, for checkpoints
 so the train step, the sampler and evaluation never know which one they drive.

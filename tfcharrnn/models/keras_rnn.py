@@ -83,6 +83,26 @@ class KerasRNN(keras.Model):
     def initial_state(self, batch_size: int):
         return [tf.zeros([batch_size, h]) for h in self.state_shapes]
 
+    def step(self, tokens, state):
+        """One token per row, no dropout: tokens int32 [B] -> (logits [B, V], new state).
+
+        What sampling calls once per generated token: each layer's cell directly, instead of
+        the layer's loop over a sequence of length 1.
+        """
+        if self.embedding is not None:
+            x = self.embedding(tokens)                            # [B, E]
+        else:
+            x = tf.one_hot(tokens, self.vocab_size)
+        n = STATES_PER_LAYER[self.config.model]
+        new_state = []
+        for i, layer in enumerate(self.rnn_layers):
+            cell_state = list(state[i * n:(i + 1) * n])
+            x, cell_state = layer.cell(x, cell_state if n > 1 else cell_state[0],
+                                       training=False)
+            new_state.extend(cell_state if isinstance(cell_state, (list, tuple))
+                             else [cell_state])
+        return self.softmax(x), new_state
+
     def call(self, inputs, state, training=False):
         """Args:
           inputs: int32 token ids [B, T].

@@ -172,6 +172,24 @@ class ManualRNN(tf.Module):
         seed = self.rng.make_seeds(1)[:, 0]
         return tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
 
+    def step(self, tokens, state):
+        """One token per row, no dropout: tokens int32 [B] -> (logits [B, V], new state).
+
+        What sampling calls once per generated token: the cells directly, without the
+        sequence loop and its saved activations.
+        """
+        if self.embedding is not None:
+            x = tf.gather(self.embedding, tokens)                    # [B, E]
+        else:
+            x = tf.one_hot(tokens, self.vocab_size, dtype=self.dtype)
+        n = STATES_PER_LAYER[self.config.model]
+        new_state = []
+        for i, params in enumerate(self.layers):
+            x, layer_state = rnn_cell(params, x, tuple(state[i * n:(i + 1) * n]),
+                                      self.config.model)
+            new_state.extend(layer_state)
+        return rnn_logits(self.softmax, x), new_state
+
     def __call__(self, inputs, state, training=False):
         """Args:
           inputs: int32 token ids [B, T].
