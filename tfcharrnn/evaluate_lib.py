@@ -1,9 +1,10 @@
 """Evaluate a trained run on a text file: python -m tfcharrnn.evaluate."""
 
+import dataclasses
 import json
 import sys
 
-from tfcharrnn import checkpoints, corpus, dataset
+from tfcharrnn import checkpoints, dataset
 from tfcharrnn.config import EvalConfig
 from tfcharrnn.errors import UsageError
 from tfcharrnn.evaluation import StreamScorer
@@ -23,9 +24,10 @@ def check_known(vocab, text: str, what: str):
 def evaluate(config: EvalConfig, out=None) -> dict:
     out = out or sys.stdout
     run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
-    documents = corpus.read_documents(config.data_path, run_config.data.encoding, "auto",
-                                      run_config.data.csv_column,
-                                      run_config.data.encoding_errors)
+    # The run's encoding and CSV column; the format follows the file name (a .txt file is read
+    # as text even if the run trained on a CSV).
+    data_config = dataclasses.replace(run_config.data, data_format="auto")
+    documents = dataset.read_corpus(data_config, config.data_path)
     for d in documents:
         check_known(vocab, d, config.data_path)
     ids = dataset.encode_documents(vocab, documents)

@@ -49,7 +49,7 @@ def sample(config: SampleConfig, out=None):
 
 
 def _sample_chars(config, vocab, model, ids, out):
-    sampler = sampling.Sampler(sampling.model_step_fn(model), config.sampling,
+    sampler = sampling.Sampler(model.step, config.sampling,
                                config.temperature, config.top_k, config.seed)
     stream = config.num_samples == 1
     texts = [config.prime] * config.num_samples
@@ -117,7 +117,7 @@ def generate_sentences(sampler, model, vocab, ids, min_length: int, max_length: 
 
 def _sample_sentences(config, vocab, model, ids, out):
     banned = [vocab.unknown_id, vocab.start_id]
-    sampler = sampling.Sampler(sampling.model_step_fn(model), config.sampling,
+    sampler = sampling.Sampler(model.step, config.sampling,
                                config.temperature, config.top_k, config.seed,
                                banned_ids=banned)
     sentences, _, short = generate_sentences(sampler, model, vocab, ids, config.min_length,

@@ -100,7 +100,3 @@ class Sampler:
             done += n
             yield tokens.numpy()
 
-
-def model_step_fn(model):
-    """The sampler's one-token step for a back-end: its `step` method (see models/)."""
-    return model.step

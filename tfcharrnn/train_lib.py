@@ -165,7 +165,7 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
 
     train_fn = steps.compile_train_step(model, optimizer, tc.grad_clip)
     eval_fn = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s), reduce_retracing=True)
-    preview = sampling.Sampler(sampling.model_step_fn(model), "sample", seed=tc.seed)
+    preview = sampling.Sampler(model.step, "sample", seed=tc.seed)
     preview_prime = vocab.start_ids()[None, :]
 
     def validate(step):
