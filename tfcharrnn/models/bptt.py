@@ -10,6 +10,10 @@ fused RNN kernels (cuDNN, PyTorch's CPU LSTM) do.
 
 Shapes: T time steps, B batch rows, H hidden units, G fused gates (rnn 1, gru 3, lstm 4).
 `xw` [T, B, G*H] is the input projection x W_input + b for every step, computed before.
+Inside the loops, inputs are read as slices `x[t]` of [T, ...] tensors rather than from
+TensorArrays: `TensorArray.unstack` copies the whole tensor into a list first, which cost ~8%
+of an LSTM train step (nothing differentiates through these loops, so slicing does not bring
+autodiff's quadratic cost).
 Gate order is Keras': LSTM i, f, g, o; GRU z, r, n (reset applied after the recurrent
 product). The equations are in `manual.py`.
 """
@@ -25,9 +29,9 @@ def _reverse_loop(steps, body, loop_vars):
     return tf.while_loop(lambda t, *_: t >= 0, body, (steps - 1,) + loop_vars)[1:]
 
 
-def _array(dtype, steps, value=None):
-    ta = tf.TensorArray(dtype, size=steps)
-    return ta.unstack(value) if value is not None else ta
+def _array(dtype, steps):
+    """Collects one [B, K] tensor per step; stack() gives [T, B, K]."""
+    return tf.TensorArray(dtype, size=steps)
 
 
 def _previous(h0, hs):
@@ -48,10 +52,9 @@ def _weight_grad(h_prev, dz):
 def rnn_sequence(xw, w_hidden, h0):
     """Returns (hs [T, B, H], h_T)."""
     steps = tf.shape(xw)[0]
-    inputs = _array(xw.dtype, steps, xw)
 
     def body(t, hs, h):
-        h = tf.tanh(inputs.read(t) + tf.matmul(h, w_hidden))
+        h = tf.tanh(xw[t] + tf.matmul(h, w_hidden))
         return t + 1, hs.write(t, h), h
 
     hs, h = _loop(steps, body, (_array(xw.dtype, steps), h0))
@@ -59,12 +62,10 @@ def rnn_sequence(xw, w_hidden, h0):
 
     def grad(d_hs, d_h):
         w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
-        d_outputs = _array(xw.dtype, steps, d_hs)
-        outputs = _array(xw.dtype, steps, hs)
 
         def back(t, dzs, dh):
-            h_t = outputs.read(t)
-            dz = (d_outputs.read(t) + dh) * (1.0 - h_t * h_t)          # [B, H]
+            h_t = hs[t]
+            dz = (d_hs[t] + dh) * (1.0 - h_t * h_t)          # [B, H]
             return t - 1, dzs.write(t, dz), tf.matmul(dz, w_t)
 
         dzs, dh0 = _reverse_loop(steps, back, (_array(xw.dtype, steps), d_h))
@@ -81,38 +82,39 @@ def rnn_sequence(xw, w_hidden, h0):
 def lstm_sequence(xw, w_hidden, h0, c0):
     """Returns (hs [T, B, H], h_T, c_T)."""
     steps = tf.shape(xw)[0]
-    inputs = _array(xw.dtype, steps, xw)
 
-    def body(t, hs, cs, acts, h, c):
-        z = inputs.read(t) + tf.matmul(h, w_hidden)                    # [B, 4H]
+    def body(t, hs, cs, tanh_cs, i_s, fs, gs, os_, h, c):
+        z = xw[t] + tf.matmul(h, w_hidden)                    # [B, 4H]
         i, f, g, o = tf.split(z, 4, axis=-1)
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         c = f * c + i * g
-        h = o * tf.tanh(c)
-        return (t + 1, hs.write(t, h), cs.write(t, c),
-                acts.write(t, tf.concat([i, f, g, o], axis=-1)), h, c)
+        tanh_c = tf.tanh(c)
+        h = o * tanh_c
+        # Separate arrays instead of one concatenated one: a write only keeps a reference,
+        # the copy happens once in stack() after the loop.
+        return (t + 1, hs.write(t, h), cs.write(t, c), tanh_cs.write(t, tanh_c),
+                i_s.write(t, i), fs.write(t, f), gs.write(t, g), os_.write(t, o), h, c)
 
-    hs, cs, acts, h, c = _loop(steps, body, (_array(xw.dtype, steps), _array(xw.dtype, steps),
-                                             _array(xw.dtype, steps), h0, c0))
-    hs, cs, acts = hs.stack(), cs.stack(), acts.stack()
+    arrays = tuple(_array(xw.dtype, steps) for _ in range(7))
+    *arrays, h, c = _loop(steps, body, arrays + (h0, c0))
+    hs, cs, tanh_cs, i, f, g, o = (a.stack() for a in arrays)         # each [T, B, H]
 
     def grad(d_hs, d_h, d_c):
         w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
-        d_outputs = _array(xw.dtype, steps, d_hs)
-        act_arr = _array(xw.dtype, steps, acts)
-        c_arr = _array(xw.dtype, steps, cs)
-        c_prev_arr = _array(xw.dtype, steps, _previous(c0, cs))
+        # Everything that does not depend on the incoming gradient is computed for all steps
+        # at once, outside the loop, so each step is only a few large element-wise ops:
+        #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh(c_t)^2)
+        #   dz_t = [dc_t, dc_t, dc_t, dh_t] * [g i(1-i), c_{t-1} f(1-f), i(1-g^2), tanh(c_t) o(1-o)]
+        dc_from_dh = o * (1.0 - tanh_cs * tanh_cs)                     # [T, B, H]
+        gate_factors = tf.concat([g * i * (1.0 - i), _previous(c0, cs) * f * (1.0 - f),
+                                  i * (1.0 - g * g), tanh_cs * o * (1.0 - o)], axis=-1)
 
         def back(t, dzs, dh, dc):
-            i, f, g, o = tf.split(act_arr.read(t), 4, axis=-1)
-            tanh_c = tf.tanh(c_arr.read(t))
-            dh = d_outputs.read(t) + dh
-            dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
-            dz = tf.concat([dc * g * i * (1.0 - i),                      # d pre-activation i
-                            dc * c_prev_arr.read(t) * f * (1.0 - f),     # f
-                            dc * i * (1.0 - g * g),                      # g
-                            dh * tanh_c * o * (1.0 - o)], axis=-1)       # o   [B, 4H]
-            return (t - 1, dzs.write(t, dz), tf.matmul(dz, w_t), dc * f)
+            # dh: gradient reaching h_t from step t+1; dc: dc_{t+1} f_{t+1}.
+            dh = d_hs[t] + dh
+            dc = dc + dh * dc_from_dh[t]
+            dz = tf.concat([dc, dc, dc, dh], axis=-1) * gate_factors[t]  # [B, 4H]
+            return t - 1, dzs.write(t, dz), tf.matmul(dz, w_t), dc * f[t]
 
         dzs, dh0, dc0 = _reverse_loop(steps, back, (_array(xw.dtype, steps), d_h, d_c))
         dzs = dzs.stack()                                              # [T, B, 4H]
@@ -129,10 +131,9 @@ def lstm_sequence(xw, w_hidden, h0, c0):
 def gru_sequence(xw, w_hidden, b_hidden, h0):
     """Returns (hs [T, B, H], h_T)."""
     steps = tf.shape(xw)[0]
-    inputs = _array(xw.dtype, steps, xw)
 
     def body(t, hs, acts, h):
-        xz, xr, xn = tf.split(inputs.read(t), 3, axis=-1)
+        xz, xr, xn = tf.split(xw[t], 3, axis=-1)
         hz, hr, hn = tf.split(tf.matmul(h, w_hidden) + b_hidden, 3, axis=-1)
         z = tf.sigmoid(xz + hz)
         r = tf.sigmoid(xr + hr)
@@ -145,15 +146,13 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
 
     def grad(d_hs, d_h):
         w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
-        d_outputs = _array(xw.dtype, steps, d_hs)
-        act_arr = _array(xw.dtype, steps, acts)
-        h_prev_arr = _array(xw.dtype, steps, _previous(h0, hs))
+        h_prev = _previous(h0, hs)
 
         def back(t, dxs, dus, dh):
-            z, r, n, hn = tf.split(act_arr.read(t), 4, axis=-1)
-            dh = d_outputs.read(t) + dh
+            z, r, n, hn = tf.split(acts[t], 4, axis=-1)
+            dh = d_hs[t] + dh
             dn = dh * (1.0 - z) * (1.0 - n * n)                          # d (xn + r hn)
-            dz = dh * (h_prev_arr.read(t) - n) * z * (1.0 - z)
+            dz = dh * (h_prev[t] - n) * z * (1.0 - z)
             dr = dn * hn * r * (1.0 - r)
             du = tf.concat([dz, dr, dn * r], axis=-1)                    # d (h U + b) [B, 3H]
             dh_prev = dh * z + tf.matmul(du, w_t)
