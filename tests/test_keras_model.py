@@ -71,3 +71,32 @@ def test_step_by_step_equals_the_full_sequence(backend, cell):
         np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
     for a, b in zip(state, full_state):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_bptt_kernel_equals_keras_own_loop_values_and_gradients(cell):
+    """The Keras layers run `bptt.py` in `inner_loop`; Keras' generic loop is the reference."""
+    rng = np.random.default_rng(5)
+    config = ModelConfig(backend="keras", model=cell, num_layers=2, hidden_size=6,
+                         embedding_size=3)
+    model = build_model(config, vocab_size=7)
+    ids = tf.constant(rng.integers(0, 7, (2, 5)), tf.int32)
+    targets = tf.constant(rng.integers(0, 7, (2, 5)), tf.int32)
+    state = [tf.constant(rng.normal(0, 0.5, (2, 6)), tf.float32) for _ in model.state_shapes]
+    probes = [tf.constant(rng.normal(0, 1, (2, 6)), tf.float32) for _ in model.state_shapes]
+
+    def run(use_kernel):
+        for layer in model.rnn_layers:
+            layer.use_bptt_kernel = use_kernel
+        with tf.GradientTape() as tape:
+            tape.watch(state)
+            logits, final = model(ids, state, training=True)
+            loss = (tf.reduce_mean(steps.token_losses(logits, targets))
+                    + sum(tf.reduce_sum(p * s) for p, s in zip(probes, final)))
+        grads = tape.gradient(loss, model.trainable_variables + state)
+        return [logits, *final, *[tf.convert_to_tensor(g) for g in grads]]
+
+    fused, reference = run(True), run(False)
+    assert len(fused) == len(reference)
+    for a, b in zip(fused, reference):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
