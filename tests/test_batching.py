@@ -29,10 +29,13 @@ def test_minimum_length_gives_exactly_one_batch():
     assert len(StreamBatches(np.arange(n - 1), b, t)) == 0
 
 
-def test_batches_are_views_not_copies():
-    ids = np.arange(101, dtype=np.int32)
-    x, y = StreamBatches(ids, 2, 10)[0]
-    assert np.shares_memory(x, ids) and np.shares_memory(y, ids)
+def test_streams_are_views_and_only_the_batch_is_copied():
+    ids = np.arange(101, dtype=np.uint8)
+    batches = StreamBatches(ids, 2, 10)
+    # The [B, S] streams are views of the corpus: no second copy of it is ever made.
+    assert np.shares_memory(batches._inputs, ids) and np.shares_memory(batches._targets, ids)
+    x, y = batches[0]
+    assert x.dtype == y.dtype == np.int32 and x.shape == y.shape == (2, 10)
 
 
 def test_split_is_contiguous_tail():

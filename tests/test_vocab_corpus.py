@@ -48,3 +48,40 @@ def test_lowercase_char_vocabulary_lowercases_what_it_encodes():
     np.testing.assert_array_equal(vocab.encode("HeLLo"), vocab.encode("hello"))
     again = CharVocab.from_dict(json.loads(vocab.to_json()))
     assert again == vocab and again.lowercase
+
+
+def test_chunked_vocabulary_and_encoding_equal_the_one_shot_answer(monkeypatch):
+    """The corpus is processed in chunks; a chunk boundary must change nothing."""
+    from tfcharrnn import vocab as vocab_module
+    rng = np.random.default_rng(0)
+    alphabet = list("abcXYZ\n é€🙂İ")  # ASCII, Latin-1, BMP, astral; 'İ' lowercases to 2 chars
+    text = "".join(rng.choice(alphabet, 1000))
+    whole = {lc: CharVocab.from_text(text, lc) for lc in (False, True)}
+    monkeypatch.setattr(vocab_module, "_CHUNK", 7)
+    for lowercase in (False, True):
+        vocab = CharVocab.from_text(text, lowercase)
+        assert vocab.tokens == whole[lowercase].tokens
+        source = text.lower() if lowercase else text
+        assert vocab.tokens == sorted(set(source))
+        ids = vocab.encode(text)
+        assert ids.dtype == np.int32
+        assert vocab.decode(ids) == source
+        np.testing.assert_array_equal(vocab.encode(text, vocab.id_dtype), ids)
+    with pytest.raises(UsageError, match="'q'"):
+        whole[False].encode("abq")
+
+
+def test_ids_are_stored_in_the_smallest_type_and_batches_are_int32():
+    from tfcharrnn.batching import StreamBatches
+    small = CharVocab.from_text("hello world\n")
+    assert small.id_dtype == np.uint8
+    assert CharVocab.from_text("".join(chr(0x4e00 + i) for i in range(300))).id_dtype \
+        == np.uint16
+    ids = small.encode("hello world\n" * 20, small.id_dtype)
+    assert ids.dtype == np.uint8 and ids.nbytes == len(ids)
+    x, y = StreamBatches(ids, batch_size=2, seq_len=5)[1]
+    assert x.dtype == y.dtype == np.int32
+    stream = (len(ids) - 1) // 2
+    full = small.encode("hello world\n" * 20)
+    np.testing.assert_array_equal(x, full[:2 * stream].reshape(2, stream)[:, 5:10])
+    np.testing.assert_array_equal(y, full[1:2 * stream + 1].reshape(2, stream)[:, 5:10])

@@ -14,7 +14,8 @@ batch continues. Shuffling batches or rows would silently break it.
 Stream b holds inputs ids[b*S : (b+1)*S] and targets ids[b*S+1 : (b+1)*S+1], with
 S = (len(ids) - 1) // batch_size; the last (len(ids) - 1) % batch_size tokens and the last
 partial window of each stream are not used. All arrays are views of `ids`, so batching costs
-no memory beyond the encoded corpus.
+no memory beyond the encoded corpus; `ids` may be stored compactly (uint8 for a character
+vocabulary) and each batch is cast to int32 as it is taken.
 """
 
 import numpy as np
@@ -44,7 +45,8 @@ class StreamBatches:
         if not 0 <= i < self.num_batches:
             raise IndexError(f"batch {i} out of range [0, {self.num_batches})")
         window = slice(i * self.seq_len, (i + 1) * self.seq_len)
-        return self._inputs[:, window], self._targets[:, window]
+        return (self._inputs[:, window].astype(np.int32),
+                self._targets[:, window].astype(np.int32))
 
     def __iter__(self):
         for i in range(self.num_batches):

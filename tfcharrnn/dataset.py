@@ -33,10 +33,10 @@ def build_vocab_and_encode(config: DataConfig, documents, saved_vocab=None, log=
     """Builds the vocabulary of `documents` (checking it against `saved_vocab` when resuming)
     and encodes them. Returns (vocab, ids int32 [N])."""
     if config.level == "char":
-        text = "\n".join(documents)
+        text = "\n".join(documents)  # one document (a text file): the same string, no copy
         vocab = CharVocab.from_text(text, config.resolved_lowercase)
         _check_same(vocab, saved_vocab)
-        return vocab, vocab.encode(text)
+        return vocab, vocab.encode(text, vocab.id_dtype)  # compact; batches are cast to int32
 
     from tfcharrnn.tokenization import WordTokenizer
     tokenizer = (saved_vocab.tokenizer if saved_vocab is not None
