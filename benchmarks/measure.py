@@ -1,0 +1,215 @@
+"""One measurement per process, called by `run.py`; prints one JSON line.
+
+    python benchmarks/measure.py train --backend=manual --cell=lstm --hidden_size=512 ...
+
+Every function warms up first (tracing, allocator, caches), then times `--repeats` blocks and
+returns all of them, so the caller can take medians. Nothing here passes or fails.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+VOCAB = 65  # tiny-shakespeare's character vocabulary
+
+
+def _timed_blocks(run_block, repeats: int) -> list:
+    """Seconds of each of `repeats` calls of run_block() (which must block until done)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_block()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _import_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tfcharrnn.cli import import_tensorflow
+    import_tensorflow(-1)
+    import tensorflow as tf
+    return tf
+
+
+def _model(args):
+    from tfcharrnn.config import ModelConfig
+    from tfcharrnn.models import build_model
+    return build_model(ModelConfig(backend=args.backend, model=args.cell,
+                                   num_layers=args.num_layers, hidden_size=args.hidden_size,
+                                   embedding_size=args.embedding_size), VOCAB)
+
+
+def _batches(args, count=4):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return [(rng.integers(0, VOCAB, (args.batch_size, args.seq_len)).astype(np.int32),
+             rng.integers(0, VOCAB, (args.batch_size, args.seq_len)).astype(np.int32))
+            for _ in range(count)]
+
+
+def matmul(args):
+    """float32 GFLOP/s of a large square matmul in TensorFlow: the machine's ceiling."""
+    tf = _import_tf()
+    n = 2048
+    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+    fn = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    for _ in range(3):
+        fn().numpy()
+    times = _timed_blocks(lambda: [fn() for _ in range(4)][-1].numpy(), args.repeats)
+    return [4 * 2 * n ** 3 / t / 1e9 for t in times]
+
+
+def train(args):
+    """Characters per second of the real train step (forward, backward, clipping, Adam)."""
+    tf = _import_tf()
+    import keras
+    from tfcharrnn import steps
+    model = _model(args)
+    optimizer = keras.optimizers.Adam(2e-3)
+    optimizer.build(model.trainable_variables)
+    train_fn = steps.compile_train_step(model, optimizer, 5.0)
+    batches = [tuple(tf.constant(a) for a in b) for b in _batches(args)]
+    carry = {"state": model.initial_state(args.batch_size), "i": 0}
+
+    def run(n):
+        for _ in range(n):
+            loss, _, carry["state"] = train_fn(*batches[carry["i"] % 4], carry["state"])
+            carry["i"] += 1
+        float(loss)
+
+    run(args.warmup)
+    times = _timed_blocks(lambda: run(args.steps), args.repeats)
+    return [args.steps * args.batch_size * args.seq_len / t for t in times]
+
+
+def train_torch(args):
+    """The same model and step in PyTorch: nn.RNN/GRU/LSTM, detached state, Adam, clipping."""
+    import torch
+    torch.manual_seed(0)
+    layer = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[args.cell]
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(VOCAB, args.embedding_size)
+            self.rnn = layer(args.embedding_size, args.hidden_size, args.num_layers,
+                             batch_first=True)
+            self.softmax = torch.nn.Linear(args.hidden_size, VOCAB)
+
+        def forward(self, x, state):
+            y, state = self.rnn(self.embedding(x), state)
+            return self.softmax(y), state
+
+    model = Model()
+    optimizer = torch.optim.Adam(model.parameters(), 2e-3)
+    batches = [tuple(torch.from_numpy(a).long() for a in b) for b in _batches(args)]
+    zeros = torch.zeros(args.num_layers, args.batch_size, args.hidden_size)
+    carry = {"state": (zeros, zeros.clone()) if args.cell == "lstm" else zeros, "i": 0}
+
+    def step(x, y, state):
+        logits, state = model(x, state)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        # Truncated BPTT: carry the state, detached from this window's graph.
+        return loss, (tuple(s.detach() for s in state) if isinstance(state, tuple)
+                      else state.detach())
+
+    def run(n):
+        for _ in range(n):
+            loss, carry["state"] = step(*batches[carry["i"] % 4], carry["state"])
+            carry["i"] += 1
+        float(loss)
+
+    run(args.warmup)
+    times = _timed_blocks(lambda: run(args.steps), args.repeats)
+    return [args.steps * args.batch_size * args.seq_len / t for t in times]
+
+
+def evaluate(args):
+    """Characters per second of the forward-only evaluation step at the training shape."""
+    tf = _import_tf()
+    from tfcharrnn import steps
+    model = _model(args)
+    eval_fn = steps.compile_eval_step(model)
+    batches = [tuple(tf.constant(a) for a in b) for b in _batches(args)]
+    carry = {"state": model.initial_state(args.batch_size), "i": 0}
+
+    def run(n):
+        for _ in range(n):
+            total, _, carry["state"] = eval_fn(*batches[carry["i"] % 4], carry["state"])
+            carry["i"] += 1
+        float(total)
+
+    run(args.warmup)
+    times = _timed_blocks(lambda: run(args.steps * 3), args.repeats)
+    return [args.steps * 3 * args.batch_size * args.seq_len / t for t in times]
+
+
+def sample(args):
+    """Characters per second generated by the real sampler, `--streams` rows at once."""
+    tf = _import_tf()
+    import numpy as np
+    from tfcharrnn.sampling import Sampler
+    model = _model(args)
+    sampler = Sampler(model.step, "sample", temperature=1.0, seed=0, chunk=args.chunk)
+    prime = np.zeros([args.streams, 1], np.int32)
+    state = model.initial_state(args.streams)
+
+    def run():
+        for _ in sampler.generate(prime, state, args.tokens):
+            pass
+
+    run()
+    times = _timed_blocks(run, args.repeats)
+    return [args.streams * args.tokens / t for t in times]
+
+
+def prepare(args):
+    """Seconds and peak memory to read, build the vocabulary of and encode a text file."""
+    from tfcharrnn import dataset
+    from tfcharrnn.config import DataConfig
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    start = time.perf_counter()
+    config = DataConfig(data_path=args.path)
+    vocab, ids = dataset.build_vocab_and_encode(config, dataset.read_corpus(config))
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"seconds": seconds, "peak_rss_bytes": peak, "rss_before_bytes": before,
+            "file_bytes": os.path.getsize(args.path), "ids_bytes": ids.nbytes,
+            "ids_dtype": str(ids.dtype), "vocab": len(vocab)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["matmul", "train", "train_torch", "evaluate", "sample",
+                                         "prepare"])
+    parser.add_argument("--backend", default="manual")
+    parser.add_argument("--cell", default="lstm")
+    parser.add_argument("--num_layers", type=int, default=2)
+    parser.add_argument("--hidden_size", type=int, default=512)
+    parser.add_argument("--embedding_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--seq_len", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--tokens", type=int, default=1024)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--path")
+    args = parser.parse_args()
+    result = globals()[args.what](args)
+    print(json.dumps(result))
+    if isinstance(result, list):
+        print(f"{args.what}: median {statistics.median(result):,.1f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The benchmark suite: one command, a Markdown table on stdout and a JSON file.
+
+    python benchmarks/run.py --json=benchmark.json          # full suite, ~25 minutes
+    python benchmarks/run.py --quick                         # fewer steps and repeats
+
+Measured, each in its own process (`measure.py`; no shared thread pools or caches), with
+warm-up excluded and the median of `--repeats` timed blocks per process over `--rounds`
+rounds (the processes take turns round after round, so drift of a shared machine hits them
+alike):
+  - the machine's float32 matmul GFLOP/s (TensorFlow, 2048^3): the ceiling;
+  - training chars/s, both back-ends x three cells, at 2 x 512 / batch 64 / seq_len 100 and
+    2 x 128 / batch 32 / seq_len 50, next to the same model in PyTorch when torch is
+    installed (pip install -e ".[bench]"); ratios to PyTorch come from this same run;
+  - each figure as a fraction of the ceiling: chars/s x FLOPs per char / matmul FLOP/s;
+  - evaluation (forward only, training shape) chars/s, and its ratio to training;
+  - sampling chars/s from the 2 x 512 LSTM: one stream, and 64 streams at once;
+  - preparing a 100 MB character corpus (read, vocabulary, encode): seconds, peak memory.
+Not a test: nothing here passes or fails.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+CONFIGS = {"2x512": dict(hidden_size=512, batch_size=64, seq_len=100),
+           "2x128": dict(hidden_size=128, batch_size=32, seq_len=50)}
+EMBEDDING, LAYERS, VOCAB = 64, 2, 65
+
+
+def forward_flops_per_char(cell: str, hidden: int) -> float:
+    """Multiply-adds x 2 of one token's forward pass: every layer's input and recurrent
+    products and the softmax layer (the embedding is a lookup)."""
+    flops, inputs = 0, EMBEDDING
+    for _ in range(LAYERS):
+        flops += 2 * (inputs + hidden) * GATES[cell] * hidden
+        inputs = hidden
+    return flops + 2 * hidden * VOCAB
+
+
+def train_flops_per_char(cell: str, hidden: int) -> float:
+    """Forward + backward: each product is done again for the input and weight gradients."""
+    return 3 * forward_flops_per_char(cell, hidden)
+
+
+def run_child(what: str, **kwargs) -> object:
+    cmd = [sys.executable, os.path.join(HERE, "measure.py"), what,
+           *[f"--{k}={v}" for k, v in kwargs.items()]]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"error: {' '.join(cmd[1:])} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def have_torch() -> bool:
+    return subprocess.run([sys.executable, "-c", "import torch"],
+                          capture_output=True).returncode == 0
+
+
+def make_corpus(path: str, size: int):
+    """`size` bytes of tiny-shakespeare repeated."""
+    with open(os.path.join(HERE, "..", "tfcharrnn", "data", "tinyshakespeare.txt"),
+              encoding="utf-8") as f:
+        text = f.read()
+    with open(path, "w", encoding="utf-8") as f:
+        written = 0
+        while written < size:
+            part = text[:size - written]
+            f.write(part)
+            written += len(part)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="also write every measurement to this file")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed blocks per process")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    parser.add_argument("--corpus_mb", type=int, default=100)
+    parser.add_argument("--skip", default="", help="comma list of: train,eval,sample,prepare")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    steps = 2 if args.quick else 5
+    common = dict(repeats=args.repeats, warmup=2 if args.quick else 3)
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    torch = have_torch()
+    if not torch:
+        log("torch is not installed (pip install -e \".[bench]\"): no PyTorch column")
+
+    results = {"matmul_gflops": [], "train": {}, "evaluate": {}, "sample": {}}
+    frameworks = ["keras", "manual"] + (["torch"] if torch else [])
+    for r in range(args.rounds):
+        log(f"round {r + 1}/{args.rounds}: matmul")
+        results["matmul_gflops"] += run_child("matmul", **common)
+        for name, shape in CONFIGS.items():
+            for cell in CELLS:
+                if "train" not in skip:
+                    for fw in frameworks:
+                        what = "train_torch" if fw == "torch" else "train"
+                        extra = {} if fw == "torch" else {"backend": fw}
+                        log(f"round {r + 1}: train {name} {cell} {fw}")
+                        results["train"].setdefault(f"{name}/{cell}/{fw}", []).extend(
+                            run_child(what, cell=cell, steps=steps, **shape, **extra, **common))
+                if "eval" not in skip:
+                    for fw in ("keras", "manual"):
+                        log(f"round {r + 1}: evaluate {name} {cell} {fw}")
+                        results["evaluate"].setdefault(f"{name}/{cell}/{fw}", []).extend(
+                            run_child("evaluate", backend=fw, cell=cell, steps=steps, **shape,
+                                      **common))
+        if "sample" not in skip:
+            for fw in ("keras", "manual"):
+                for streams in (1, 64):
+                    log(f"round {r + 1}: sample {fw} {streams} stream(s)")
+                    results["sample"].setdefault(f"{fw}/{streams}", []).extend(
+                        run_child("sample", backend=fw, cell="lstm", streams=streams,
+                                  tokens=256 if args.quick else 1024, **common))
+    if "prepare" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "corpus.txt")
+            make_corpus(path, args.corpus_mb * 1_000_000)
+            log(f"prepare a {args.corpus_mb} MB corpus")
+            results["prepare"] = run_child("prepare", path=path)
+
+    report(results, frameworks)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"flops_per_char": {
+                f"{n}/{c}": {"train": train_flops_per_char(c, s["hidden_size"]),
+                             "forward": forward_flops_per_char(c, s["hidden_size"])}
+                for n, s in CONFIGS.items() for c in CELLS}, **results}, f, indent=2)
+
+
+def report(results, frameworks):
+    med = statistics.median
+    ceiling = med(results["matmul_gflops"]) * 1e9
+    print(f"\nfloat32 matmul (TensorFlow, 2048^3): {ceiling / 1e9:.0f} GFLOP/s = the ceiling\n")
+    if results["train"]:
+        print("Training chars/s (median); in brackets the fraction of the matmul ceiling.\n")
+        head = "| config | cell | MFLOP/char | " + " | ".join(frameworks)
+        if "torch" in frameworks:
+            head += " | keras / torch | manual / torch"
+        print(head + " |\n" + "|---" * (head.count("|")) + "|")
+        for name, shape in CONFIGS.items():
+            for cell in CELLS:
+                fpc = train_flops_per_char(cell, shape["hidden_size"])
+                cps = {fw: med(results["train"][f"{name}/{cell}/{fw}"]) for fw in frameworks}
+                row = f"| {name} | {cell} | {fpc / 1e6:.1f} | " + " | ".join(
+                    f"{cps[fw]:,.0f} ({cps[fw] * fpc / ceiling:.0%})" for fw in frameworks)
+                if "torch" in frameworks:
+                    row += f" | {cps['keras'] / cps['torch']:.2f}x | " \
+                           f"{cps['manual'] / cps['torch']:.2f}x"
+                print(row + " |")
+    if results["evaluate"]:
+        print("\nEvaluation (forward only, training shape) chars/s; x = over training.\n")
+        print("| config | cell | keras | manual |\n|---|---|---|---|")
+        for name, shape in CONFIGS.items():
+            for cell in CELLS:
+                cells = []
+                for fw in ("keras", "manual"):
+                    e = med(results["evaluate"][f"{name}/{cell}/{fw}"])
+                    t = results["train"].get(f"{name}/{cell}/{fw}")
+                    cells.append(f"{e:,.0f}" + (f" ({e / med(t):.1f}x)" if t else ""))
+                print(f"| {name} | {cell} | " + " | ".join(cells) + " |")
+    if results["sample"]:
+        fpc = forward_flops_per_char("lstm", 512)
+        print("\nSampling chars/s, 2 x 512 LSTM (fraction of the matmul ceiling)\n")
+        print("| streams | keras | manual |\n|---|---|---|")
+        for streams in (1, 64):
+            vals = [med(results["sample"][f"{fw}/{streams}"]) for fw in ("keras", "manual")]
+            print(f"| {streams} | " + " | ".join(f"{v:,.0f} ({v * fpc / ceiling:.0%})"
+                                                for v in vals) + " |")
+    if "prepare" in results:
+        p = results["prepare"]
+        print(f"\nPreparing a {p['file_bytes'] / 1e6:.0f} MB corpus: {p['seconds']:.2f} s, "
+              f"peak RSS {p['peak_rss_bytes'] / 1e6:.0f} MB "
+              f"({p['peak_rss_bytes'] / p['file_bytes']:.2f}x the file; "
+              f"{p['rss_before_bytes'] / 1e6:.0f} MB before reading), ids "
+              f"{p['ids_dtype']} {p['ids_bytes'] / 1e6:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
