@@ -31,7 +31,8 @@ def encode_documents(vocab, documents) -> np.ndarray:
 
 def build_vocab_and_encode(config: DataConfig, documents, saved_vocab=None, log=print):
     """Builds the vocabulary of `documents` (checking it against `saved_vocab` when resuming)
-    and encodes them. Returns (vocab, ids int32 [N])."""
+    and encodes them. Returns (vocab, ids [N]): int32 for words; for characters the
+    vocabulary's compact `id_dtype` (uint8 up to 256 characters)."""
     if config.level == "char":
         text = "\n".join(documents)  # one document (a text file): the same string, no copy
         vocab = CharVocab.from_text(text, config.resolved_lowercase)

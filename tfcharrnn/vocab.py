@@ -34,11 +34,11 @@ class CharVocab:
             raise ValueError("every vocabulary entry must be one character")
         if sorted(set(self.tokens)) != self.tokens:
             raise ValueError("vocabulary must be sorted and without duplicates")
-        self._codepoints = np.array([ord(c) for c in self.tokens], dtype=np.uint32)
+        codepoints = np.array([ord(c) for c in self.tokens], dtype=np.int64)
         # Code point -> id (-1: not in the vocabulary), covering every code point up to the
         # largest one in the vocabulary; larger ones are unknown by definition.
-        self._table = np.full(int(self._codepoints[-1]) + 1, -1, np.int32)
-        self._table[self._codepoints] = np.arange(len(self.tokens), dtype=np.int32)
+        self._table = np.full(int(codepoints[-1]) + 1, -1, np.int32)
+        self._table[codepoints] = np.arange(len(self.tokens), dtype=np.int32)
         self.id_dtype = _smallest_uint(len(self.tokens))
 
     @classmethod
