@@ -7,13 +7,13 @@ from tfcharrnn.sampling import Sampler, choose_next
 V = 6
 
 
-def successor_step(tokens, state):
+def successor_step(tokens, state, weights=()):
     """Fake model: strongly predicts token + 1 (mod V); the state counts steps."""
     logits = 10.0 * tf.one_hot((tokens + 1) % V, V)
     return logits, [state[0] + 1.0]
 
 
-def uniform_step(tokens, state):
+def uniform_step(tokens, state, weights=()):
     return tf.zeros([tf.shape(tokens)[0], V]), state
 
 
@@ -24,25 +24,25 @@ def generate(sampler, prime, length, batch=1):
 
 
 def test_argmax_follows_the_model_after_the_prime():
-    out = generate(Sampler(lambda: successor_step, "argmax"), [0, 1, 2], 8)
+    out = generate(Sampler(successor_step, "argmax"), [0, 1, 2], 8)
     np.testing.assert_array_equal(out[0], [(3 + i) % V for i in range(8)])
 
 
 def test_state_is_carried_through_prime_and_generation():
-    sampler = Sampler(lambda: successor_step, "argmax", chunk=3)
+    sampler = Sampler(successor_step, "argmax", chunk=5)
     ids = np.array([[0, 1]], np.int32)
     state = [tf.zeros([1, 1])]
-    logits, state = sampler._feed(ids, state)
+    logits, state = sampler._feed(ids, state, ())
     assert float(state[0][0, 0]) == 2.0
-    _, _, state = sampler._sample(logits, state, tf.constant([0, 0], tf.int64),
+    _, _, state = sampler._sample(logits, state, (), tf.constant([0, 0], tf.int64),
                                   tf.constant(0, tf.int64), tf.constant(5))
     assert float(state[0][0, 0]) == 7.0
 
 
 def test_same_seed_same_text_whatever_the_chunk_size():
-    a = generate(Sampler(lambda: uniform_step, "sample", seed=3, chunk=7), [0], 50)
-    b = generate(Sampler(lambda: uniform_step, "sample", seed=3, chunk=64), [0], 50)
-    c = generate(Sampler(lambda: uniform_step, "sample", seed=4, chunk=64), [0], 50)
+    a = generate(Sampler(uniform_step, "sample", seed=3, chunk=7), [0], 50)
+    b = generate(Sampler(uniform_step, "sample", seed=3, chunk=64), [0], 50)
+    c = generate(Sampler(uniform_step, "sample", seed=4, chunk=64), [0], 50)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert len(set(a[0].tolist())) > 3  # uniform logits really do sample
@@ -72,10 +72,10 @@ def test_the_compiled_sampler_draws_like_choose_next():
     same distribution (and the banned token never appears)."""
     logits = tf.constant([[0.0, 1.0, 2.0, -1.0, 0.5, 3.0]])
 
-    def fixed_step(tokens, state):
+    def fixed_step(tokens, state, weights=()):
         return tf.tile(logits, [tf.shape(tokens)[0], 1]), state
 
-    sampler = Sampler(lambda: fixed_step, "sample", seed=1, chunk=500, banned_ids=[2])
+    sampler = Sampler(fixed_step, "sample", seed=1, chunk=500, banned_ids=[2])
     out = generate(sampler, [0], 5000, batch=2)
     assert out.shape == (2, 5000) and not (out == 2).any()
     allowed = np.exp(logits.numpy()[0]) * (np.arange(V) != 2)

@@ -1,6 +1,5 @@
 """Word level: tokenization, vocabulary, CSV input, sentence generation and scoring."""
 
-import functools
 import json
 
 import numpy as np
@@ -92,7 +91,8 @@ def test_generated_sentences_end_and_never_contain_unknown_tokens(word_run):
     _, vocab, model = checkpoints.restore_model(word_run.train.checkpoint_dir, "latest")
     # The cap leaves real words out, so the model has learned to predict UNKNOWN_TOKEN.
     assert vocab.encode(open(word_run.data.data_path).read()).tolist().count(0) > 100
-    sampler = sampling.Sampler(functools.partial(inference.make_step, model), "sample", seed=3,
+    step_fn, weights_fn = inference.step_functions(model)
+    sampler = sampling.Sampler(step_fn, "sample", seed=3, weights_fn=weights_fn,
                                banned_ids=[vocab.unknown_id, vocab.start_id])
     ids = np.tile(vocab.start_ids()[None], [16, 1])
     sentences, ended, short = sample_lib.generate_sentences(sampler, model, vocab, ids,

@@ -7,7 +7,6 @@ never drawn (their probability is zeroed before sampling, nothing is redrawn). A
 shorter than `--min_length` words is drawn again, at most MAX_ATTEMPTS times.
 """
 
-import functools
 import sys
 
 import numpy as np
@@ -51,8 +50,9 @@ def sample(config: SampleConfig, out=None):
 
 
 def _sample_chars(config, vocab, model, ids, out):
-    sampler = sampling.Sampler(functools.partial(inference.make_step, model), config.sampling,
-                               config.temperature, config.top_k, config.seed)
+    step_fn, weights_fn = inference.step_functions(model)
+    sampler = sampling.Sampler(step_fn, config.sampling, config.temperature, config.top_k,
+                               config.seed, weights_fn=weights_fn)
     stream = config.num_samples == 1
     texts = [config.prime] * config.num_samples
     if stream:
@@ -119,9 +119,9 @@ def generate_sentences(sampler, model, vocab, ids, min_length: int, max_length: 
 
 def _sample_sentences(config, vocab, model, ids, out):
     banned = [vocab.unknown_id, vocab.start_id]
-    sampler = sampling.Sampler(functools.partial(inference.make_step, model), config.sampling,
-                               config.temperature, config.top_k, config.seed,
-                               banned_ids=banned)
+    step_fn, weights_fn = inference.step_functions(model)
+    sampler = sampling.Sampler(step_fn, config.sampling, config.temperature, config.top_k,
+                               config.seed, banned_ids=banned, weights_fn=weights_fn)
     sentences, _, short = generate_sentences(sampler, model, vocab, ids, config.min_length,
                                           config.max_length, config.seed)
     texts = [vocab.tokenizer.detokenize(vocab.tokens[t] for t in words) for words in sentences]

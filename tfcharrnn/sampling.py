@@ -1,9 +1,9 @@
 """Generate tokens from any model through a step function.
 
-The sampler sees only `make_step() -> step_fn`, with `step_fn(tokens [B] int32, state) ->
-(logits [B, V], state)`, so it works with every back-end and is tested with fake logits.
-`make_step` is called once at the start of each compiled call (a model folds its weights
-there, `models/inference.py`). Tokens are drawn inside a loop compiled with XLA, `chunk` tokens
+The sampler sees only `step_fn(tokens [B] int32, state, weights) -> (logits [B, V], state)`
+and `weights_fn() -> weights` (any nest of tensors, computed once per `generate()` call and
+passed into every compiled call; a model folds its weights there, `models/inference.py`), so
+it works with every back-end and is tested with fake logits. Tokens are drawn inside a loop compiled with XLA, `chunk` tokens
 per call, so Python is entered once per chunk rather than once per token; XLA fuses each step's
 small ops, which are most of the time of a one-stream step (2 x 512 LSTM: ~3,600 -> ~9,000
 tokens/s).
@@ -53,17 +53,18 @@ class Sampler:
     """Feeds prime tokens, then samples, in compiled chunks.
 
     Usage:
-      sampler = Sampler(functools.partial(inference.make_step, model), "sample",
-                        temperature=0.8, seed=1)
+      step_fn, weights_fn = inference.step_functions(model)
+      sampler = Sampler(step_fn, "sample", temperature=0.8, seed=1, weights_fn=weights_fn)
       for tokens in sampler.generate(prime_ids, state, length=500):   # each [B, <=chunk]
           ...
     """
 
-    def __init__(self, make_step, method: str = "sample", temperature: float = 1.0,
-                 top_k: int = 0, seed: int = 0, chunk: int = 256, banned_ids=()):
+    def __init__(self, step_fn, method: str = "sample", temperature: float = 1.0,
+                 top_k: int = 0, seed: int = 0, chunk: int = 256, banned_ids=(),
+                 weights_fn=tuple):
         if method not in ("argmax", "sample", "top_k"):
             raise UsageError(f"unknown sampling method {method!r}")
-        self._make_step = make_step
+        self._step_fn, self._weights_fn = step_fn, weights_fn
         self._method, self._temperature, self._top_k = method, temperature, top_k
         self.seed = seed
         self._banned = list(banned_ids)
@@ -72,21 +73,19 @@ class Sampler:
         self._feed = tf.function(self._feed_impl)
         self._sample = tf.function(self._sample_impl, jit_compile=True)
 
-    def _feed_impl(self, ids, state):
+    def _feed_impl(self, ids, state, weights):
         """Runs ids [B, P] (P >= 1) through the model; returns logits after the last one."""
-        step_fn = self._make_step()
-        logits, state = step_fn(ids[:, 0], state)
+        logits, state = self._step_fn(ids[:, 0], state, weights)
         for t in tf.range(1, tf.shape(ids)[1]):
-            logits, state = step_fn(ids[:, t], state)
+            logits, state = self._step_fn(ids[:, t], state, weights)
         return logits, state
 
-    def _sample_impl(self, logits, state, seed, start, n):
+    def _sample_impl(self, logits, state, weights, seed, start, n):
         """Draws n <= chunk tokens; token i uses the seed fold_in(seed, start + i).
 
         Returns tokens [B, chunk] of which the first n are drawn (a fixed shape, so that XLA
         compiles this once, not once per n), the logits after the last token, the state.
         """
-        step_fn = self._make_step()
         tokens = tf.TensorArray(tf.int32, size=self.chunk, element_shape=logits.shape[:1])
         banned = None
         if self._banned:
@@ -97,7 +96,7 @@ class Sampler:
             token = choose_next(logits, self._method, self._temperature, self._top_k, step_seed,
                                 banned)
             tokens = tokens.write(i, token)
-            logits, state = step_fn(token, state)
+            logits, state = self._step_fn(token, state, weights)
         return tf.transpose(tokens.stack()), logits, state   # [B, chunk]
 
     def generate(self, prime_ids, state, length: int, seed: int = None):
@@ -109,11 +108,12 @@ class Sampler:
           seed: overrides the sampler's seed for this call (no retracing).
         """
         seed = tf.constant([self.seed if seed is None else seed, 0], tf.int64)
-        logits, state = self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state)
+        weights = self._weights_fn()
+        logits, state = self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state, weights)
         done = 0
         while done < length:
             n = min(self.chunk, length - done)
-            tokens, logits, state = self._sample(logits, state, seed,
+            tokens, logits, state = self._sample(logits, state, weights, seed,
                                                  tf.constant(done, tf.int64), tf.constant(n))
             done += n
             yield tokens.numpy()[:, :n]

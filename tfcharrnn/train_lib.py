@@ -5,7 +5,6 @@ so tests call it with a tiny config in a temporary directory.
 """
 
 import dataclasses
-import functools
 import math
 import os
 import sys
@@ -166,8 +165,8 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
 
     train_fn = steps.compile_train_step(model, optimizer, tc.grad_clip)
     eval_fn = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s), reduce_retracing=True)
-    preview = sampling.Sampler(functools.partial(inference.make_step, model), "sample",
-                               seed=tc.seed)
+    step_fn, weights_fn = inference.step_functions(model)
+    preview = sampling.Sampler(step_fn, "sample", seed=tc.seed, weights_fn=weights_fn)
     preview_prime = vocab.start_ids()[None, :]
 
     def validate(step):

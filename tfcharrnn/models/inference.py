@@ -9,8 +9,9 @@ with XLA (`sampling.py`), and this step is written for that:
     naive loop (2 x 512 LSTM, one stream: ~5,000 tokens/s with the add, ~9,000 folded);
   - a GRU layer is two, [x, 1] @ [W_input; b_input] and [h, 1] @ [W_hidden; b_hidden], because
     its reset gate multiplies the recurrent part alone.
-The gate arithmetic is `manual.py`'s. Weights are folded when `make_step` is called, once per
-compiled sampling call, so the step always uses the variables' current values.
+The gate arithmetic is `manual.py`'s. The sampler folds the weights once per `generate()` call
+(`fold_weights`, ~2 ms for the 2 x 512 LSTM) and passes them into its compiled calls, so they
+always hold the variables' current values and no compiled call repeats the folding.
 """
 
 import tensorflow as tf
@@ -28,40 +29,57 @@ def _fold(*rows):
     return tf.concat([r if len(r.shape) == 2 else r[None] for r in rows], axis=0)
 
 
-def make_step(model):
-    """Returns step(tokens int32 [B], state) -> (logits [B, V], new state), no dropout.
+def fold_weights(model) -> dict:
+    """The model's current weights, folded for `step`: a dict of tensors (no variables).
 
-    `model` is either back-end; `state` is its flat state list (per layer h, or h and c).
+    {"embedding": [V, E] or None, "layers": per layer [I + H + 1, G*H] (GRU: a pair
+    [I + 1, 3H], [H + 1, 3H]), "logits": [H + 1, V]}.
     """
-    cell, vocab_size = model.config.model, model.vocab_size
     embedding, layers, softmax = model.step_weights()
-    per_layer = manual.STATES_PER_LAYER[cell]
-    if cell == "gru":
+    if model.config.model == "gru":
         folded = [(_fold(p["W_input"], p["b_input"]), _fold(p["W_hidden"], p["b_hidden"]))
                   for p in layers]
     else:
         folded = [_fold(p["W_input"], p["W_hidden"], p["b_hidden"]) for p in layers]
-    w_logits = _fold(softmax["W_softmax"], softmax["b_softmax"])          # [H + 1, V]
-    dtype = w_logits.dtype
+    return {"embedding": None if embedding is None else tf.convert_to_tensor(embedding),
+            "layers": folded, "logits": _fold(softmax["W_softmax"], softmax["b_softmax"])}
 
-    def step(tokens, state):
-        if embedding is not None:
-            x = tf.gather(embedding, tokens)                                # [B, E]
+
+def step_functions(model):
+    """(step, weights_fn) for `sampling.Sampler`: step(tokens int32 [B], state, weights) ->
+    (logits [B, V], new state), no dropout; weights_fn() -> `fold_weights(model)`.
+
+    `state` is the model's flat state list (per layer h, or h and c).
+    """
+    cell, vocab_size = model.config.model, model.vocab_size
+    per_layer = manual.STATES_PER_LAYER[cell]
+
+    def step(tokens, state, weights):
+        dtype = weights["logits"].dtype
+        if weights["embedding"] is not None:
+            x = tf.gather(weights["embedding"], tokens)                     # [B, E]
         else:
             x = tf.one_hot(tokens, vocab_size, dtype=dtype)                 # [B, V]
         new_state = []
-        for i, weights in enumerate(folded):
+        for i, layer in enumerate(weights["layers"]):
             layer_state = tuple(state[i * per_layer:(i + 1) * per_layer])
             h = layer_state[0]
             if cell == "gru":
-                w_x, w_h = weights
+                w_x, w_h = layer
                 x, layer_state = manual.gru_gates(tf.matmul(_with_ones(x), w_x),
                                                   tf.matmul(_with_ones(h), w_h), layer_state)
             else:
-                z = tf.matmul(_with_ones(tf.concat([x, h], axis=-1)), weights)   # [B, G*H]
+                z = tf.matmul(_with_ones(tf.concat([x, h], axis=-1)), layer)   # [B, G*H]
                 gates = manual.lstm_gates if cell == "lstm" else manual.rnn_gates
                 x, layer_state = gates(z, layer_state)
             new_state.extend(layer_state)
-        return tf.matmul(_with_ones(x), w_logits), new_state                # [B, V]
+        return tf.matmul(_with_ones(x), weights["logits"]), new_state       # [B, V]
 
-    return step
+    return step, lambda: fold_weights(model)
+
+
+def make_step(model):
+    """step(tokens, state) -> (logits, new state) with the model's weights as they are now."""
+    step, weights_fn = step_functions(model)
+    weights = weights_fn()
+    return lambda tokens, state: step(tokens, state, weights)
