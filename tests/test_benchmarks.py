@@ -1,0 +1,95 @@
+"""The benchmark suite's own arithmetic and harness (benchmarks/; the suite itself is not a test).
+
+What could silently make the README's table wrong: a FLOP count that misses a product (every
+"fraction of the ceiling" would be off), a ratio or fraction computed from the wrong column,
+or a measurement process that no longer runs.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfcharrnn.config import ModelConfig
+from tfcharrnn.models import build_model
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def _load_run():
+    spec = importlib.util.spec_from_file_location("bench_run", os.path.join(BENCH, "run.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_flops_per_char_count_every_weight_matrix_of_the_real_model(cell):
+    run = _load_run()
+    hidden = 24
+    model = build_model(ModelConfig(backend="manual", model=cell, num_layers=run.LAYERS,
+                                    hidden_size=hidden, embedding_size=run.EMBEDDING),
+                        run.VOCAB)
+    model(np.zeros([1, 2], np.int32), model.initial_state(1))
+    # One multiply-add per weight of every matrix a token goes through; the embedding is a
+    # lookup and the biases are additions.
+    matrices = [v for v in model.trainable_variables if v.name.startswith("W_")]
+    assert len(matrices) == 2 * run.LAYERS + 1
+    expected = sum(2 * int(np.prod(v.shape)) for v in matrices)
+    assert run.forward_flops_per_char(cell, hidden) == expected
+    assert run.train_flops_per_char(cell, hidden) == 3 * expected
+
+
+def test_report_takes_medians_and_divides_the_right_columns(capsys):
+    run = _load_run()
+    train = {f"{n}/{c}/{fw}": [1000.0 * k] * 3
+             for n in run.CONFIGS for c in run.CELLS
+             for fw, k in (("keras", 3), ("manual", 2), ("torch", 1))}
+    train["2x512/lstm/keras"] = [1.0, 6000.0, 9e9]           # median 6000, not the mean
+    evaluate = {key: [5000.0] for key in train if not key.endswith("torch")}
+    results = {"matmul_gflops": [100.0, 200.0, 300.0], "matvec_gflops": [50.0],
+               "train": train, "evaluate": evaluate,
+               "sample": {"keras/1": [1000.0], "manual/1": [2000.0],
+                          "keras/64": [3000.0], "manual/64": [4000.0]}}
+    run.report(results, ["keras", "manual", "torch"])
+    out = capsys.readouterr().out
+    assert "200 GFLOP/s = the ceiling" in out
+    fpc = run.train_flops_per_char("lstm", 512)
+    assert (f"| 2x512 | lstm | {fpc / 1e6:.1f} | 6,000 ({6000 * fpc / 200e9:.0%}) | "
+            f"2,000 ({2000 * fpc / 200e9:.0%}) | 1,000 ({1000 * fpc / 200e9:.0%}) | "
+            "6.00x | 2.00x |") in out
+    assert "| 2x128 | gru | 5,000 (1.7x) | 5,000 (2.5x) |" in out     # eval over training
+    one = run.forward_flops_per_char("lstm", 512)
+    assert f"| 1 | 1,000 ({1000 * one / 50e9:.0%}) | 2,000 ({2000 * one / 50e9:.0%}) |" in out
+
+
+def _measure(*args):
+    out = subprocess.run([sys.executable, os.path.join(BENCH, "measure.py"), *args],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_measure_runs_training_evaluation_and_sampling_of_a_tiny_model():
+    tiny = ["--hidden_size=16", "--embedding_size=8", "--batch_size=4", "--seq_len=8",
+            "--steps=2", "--warmup=1", "--repeats=2"]
+    for what in ("train", "evaluate"):
+        rates = _measure(what, "--backend=keras", "--cell=gru", *tiny)
+        assert len(rates) == 2 and all(r > 0 for r in rates)
+    rates = _measure("sample", "--cell=lstm", "--streams=3", "--tokens=20", "--chunk=8", *tiny)
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+
+
+def test_measure_prepare_reports_the_encoded_size_of_a_corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("to be or not to be\n" * 500, encoding="utf-8")
+    result = _measure("prepare", f"--path={path}")
+    assert result["file_bytes"] == 19 * 500
+    assert result["vocab"] == len(set("to be or not to be\n"))
+    assert result["ids_dtype"] == "uint8" and result["ids_bytes"] == 19 * 500
+    assert result["peak_rss_bytes"] >= result["rss_before_bytes"] > 0
