@@ -82,10 +82,15 @@ def rnn_sequence(xw, w_hidden, h0):
 def lstm_sequence(xw, w_hidden, h0, c0):
     """Returns (hs [T, B, H], h_T, c_T)."""
     steps = tf.shape(xw)[0]
+    # One product per gate, [B, H] x [H, H], instead of one [B, H] x [H, 4H] and a split: the
+    # four are independent, so the executor runs them and the gate functions after them in
+    # parallel on the two cores (a forward step: 86 -> 62 us at 2 x 128, 930 -> 875 us at
+    # 2 x 512). Splitting xw costs one pass over it, outside the loop.
+    xs = tf.split(xw, 4, axis=-1)                                      # 4 x [T, B, H]
+    ws = tf.split(w_hidden, 4, axis=-1)                                # 4 x [H, H]
 
     def body(t, hs, cs, tanh_cs, i_s, fs, gs, os_, h, c):
-        z = xw[t] + tf.matmul(h, w_hidden)                    # [B, 4H]
-        i, f, g, o = tf.split(z, 4, axis=-1)
+        i, f, g, o = (x[t] + tf.matmul(h, w) for x, w in zip(xs, ws))  # each [B, H]
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         c = f * c + i * g
         tanh_c = tf.tanh(c)
@@ -100,24 +105,30 @@ def lstm_sequence(xw, w_hidden, h0, c0):
     hs, cs, tanh_cs, i, f, g, o = (a.stack() for a in arrays)         # each [T, B, H]
 
     def grad(d_hs, d_h, d_c):
-        w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
+        # Transposed once: a matmul with transpose_b is ~3x slower here.
+        w_ts = [tf.transpose(w) for w in ws]                            # 4 x [H, H]
         # Everything that does not depend on the incoming gradient is computed for all steps
         # at once, outside the loop, so each step is only a few large element-wise ops:
         #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh(c_t)^2)
         #   dz_t = [dc_t, dc_t, dc_t, dh_t] * [g i(1-i), c_{t-1} f(1-f), i(1-g^2), tanh(c_t) o(1-o)]
         dc_from_dh = o * (1.0 - tanh_cs * tanh_cs)                     # [T, B, H]
-        gate_factors = tf.concat([g * i * (1.0 - i), _previous(c0, cs) * f * (1.0 - f),
-                                  i * (1.0 - g * g), tanh_cs * o * (1.0 - o)], axis=-1)
+        factors = (g * i * (1.0 - i), _previous(c0, cs) * f * (1.0 - f),
+                   i * (1.0 - g * g), tanh_cs * o * (1.0 - o))          # 4 x [T, B, H]
 
-        def back(t, dzs, dh, dc):
+        def back(t, dzi, dzf, dzg, dzo, dh, dc):
             # dh: gradient reaching h_t from step t+1; dc: dc_{t+1} f_{t+1}.
             dh = d_hs[t] + dh
             dc = dc + dh * dc_from_dh[t]
-            dz = tf.concat([dc, dc, dc, dh], axis=-1) * gate_factors[t]  # [B, 4H]
-            return t - 1, dzs.write(t, dz), tf.matmul(dz, w_t), dc * f[t]
+            dz = (dc * factors[0][t], dc * factors[1][t], dc * factors[2][t],
+                  dh * factors[3][t])                                   # 4 x [B, H]
+            # Per gate again, for the same parallelism: dh_{t-1} = sum_k dz_k W_k^T.
+            dh = tf.add_n([tf.matmul(d, w) for d, w in zip(dz, w_ts)])
+            return (t - 1, dzi.write(t, dz[0]), dzf.write(t, dz[1]), dzg.write(t, dz[2]),
+                    dzo.write(t, dz[3]), dh, dc * f[t])
 
-        dzs, dh0, dc0 = _reverse_loop(steps, back, (_array(xw.dtype, steps), d_h, d_c))
-        dzs = dzs.stack()                                              # [T, B, 4H]
+        *dz_arrays, dh0, dc0 = _reverse_loop(
+            steps, back, tuple(_array(xw.dtype, steps) for _ in range(4)) + (d_h, d_c))
+        dzs = tf.concat([a.stack() for a in dz_arrays], axis=-1)         # [T, B, 4H]
         return dzs, _weight_grad(_previous(h0, hs), dzs), dh0, dc0
 
     return (hs, h, c), grad
