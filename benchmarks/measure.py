@@ -190,11 +190,8 @@ def sample(args):
     _import_tf()
     import numpy as np
     from tfcharrnn.models import inference
-    from tfcharrnn.sampling import Sampler
     model = _model(args)
-    step_fn, weights_fn = inference.step_functions(model)
-    sampler = Sampler(step_fn, "sample", temperature=1.0, seed=0, chunk=args.chunk,
-                      weights_fn=weights_fn)
+    sampler = inference.sampler(model, "sample", temperature=1.0, seed=0, chunk=args.chunk)
     prime = np.zeros([args.streams, 1], np.int32)
     state = model.initial_state(args.streams)
 

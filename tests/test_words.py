@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import run_command
-from tfcharrnn import checkpoints, corpus, sample_lib, sampling
+from tfcharrnn import checkpoints, corpus, sample_lib
 from tfcharrnn.errors import UsageError
 from tfcharrnn.models import inference
 from tfcharrnn.tokenization import WordTokenizer
@@ -91,9 +91,8 @@ def test_generated_sentences_end_and_never_contain_unknown_tokens(word_run):
     _, vocab, model = checkpoints.restore_model(word_run.train.checkpoint_dir, "latest")
     # The cap leaves real words out, so the model has learned to predict UNKNOWN_TOKEN.
     assert vocab.encode(open(word_run.data.data_path).read()).tolist().count(0) > 100
-    step_fn, weights_fn = inference.step_functions(model)
-    sampler = sampling.Sampler(step_fn, "sample", seed=3, weights_fn=weights_fn,
-                               banned_ids=[vocab.unknown_id, vocab.start_id])
+    sampler = inference.sampler(model, "sample", seed=3,
+                                banned_ids=[vocab.unknown_id, vocab.start_id])
     ids = np.tile(vocab.start_ids()[None], [16, 1])
     sentences, ended, short = sample_lib.generate_sentences(sampler, model, vocab, ids,
                                                             min_length=2, max_length=30)

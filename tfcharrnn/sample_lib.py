@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from tfcharrnn import checkpoints, sampling
+from tfcharrnn import checkpoints
 from tfcharrnn.config import SampleConfig
 from tfcharrnn.errors import UsageError
 from tfcharrnn.models import inference
@@ -50,9 +50,8 @@ def sample(config: SampleConfig, out=None):
 
 
 def _sample_chars(config, vocab, model, ids, out):
-    step_fn, weights_fn = inference.step_functions(model)
-    sampler = sampling.Sampler(step_fn, config.sampling, config.temperature, config.top_k,
-                               config.seed, weights_fn=weights_fn)
+    sampler = inference.sampler(model, config.sampling, config.temperature, config.top_k,
+                                config.seed)
     stream = config.num_samples == 1
     texts = [config.prime] * config.num_samples
     if stream:
@@ -119,9 +118,8 @@ def generate_sentences(sampler, model, vocab, ids, min_length: int, max_length: 
 
 def _sample_sentences(config, vocab, model, ids, out):
     banned = [vocab.unknown_id, vocab.start_id]
-    step_fn, weights_fn = inference.step_functions(model)
-    sampler = sampling.Sampler(step_fn, config.sampling, config.temperature, config.top_k,
-                               config.seed, banned_ids=banned, weights_fn=weights_fn)
+    sampler = inference.sampler(model, config.sampling, config.temperature, config.top_k,
+                                config.seed, banned_ids=banned)
     sentences, _, short = generate_sentences(sampler, model, vocab, ids, config.min_length,
                                           config.max_length, config.seed)
     texts = [vocab.tokenizer.detokenize(vocab.tokens[t] for t in words) for words in sentences]

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfcharrnn import checkpoints, corpus, dataset, sampling, steps
+from tfcharrnn import checkpoints, corpus, dataset, steps
 from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
@@ -165,8 +165,7 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
 
     train_fn = steps.compile_train_step(model, optimizer, tc.grad_clip)
     eval_fn = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s), reduce_retracing=True)
-    step_fn, weights_fn = inference.step_functions(model)
-    preview = sampling.Sampler(step_fn, "sample", seed=tc.seed, weights_fn=weights_fn)
+    preview = inference.sampler(model, "sample", seed=tc.seed)
     preview_prime = vocab.start_ids()[None, :]
 
     def validate(step):

@@ -166,7 +166,7 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
         w_ts = [tf.transpose(w) for w in ws]                            # 3 x [H, H]
         h_prev = _previous(h0, hs)
 
-        def back(t, dzs, drs, dns, dunss, dh):
+        def back(t, dzs, drs, dns, duns, dh):
             z, r, n, hn = zs[t], rs[t], ns[t], hns[t]
             dh = d_hs[t] + dh
             dn = dh * (1.0 - z) * (1.0 - n * n)                          # d (xn + r hn)
@@ -175,7 +175,7 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
             dun = dn * r                                                 # d (h U_n + b_n)
             dh_prev = dh * z + tf.add_n([tf.matmul(d, w) for d, w in zip((dz, dr, dun), w_ts)])
             return (t - 1, dzs.write(t, dz), drs.write(t, dr), dns.write(t, dn),
-                    dunss.write(t, dun), dh_prev)
+                    duns.write(t, dun), dh_prev)
 
         *arrays, dh0 = _reverse_loop(steps, back,
                                      tuple(_array(xw.dtype, steps) for _ in range(4)) + (d_h,))

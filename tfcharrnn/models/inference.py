@@ -16,6 +16,7 @@ always hold the variables' current values and no compiled call repeats the foldi
 
 import tensorflow as tf
 
+from tfcharrnn import sampling
 from tfcharrnn.models import manual
 
 
@@ -76,6 +77,12 @@ def step_functions(model):
         return tf.matmul(_with_ones(x), weights["logits"]), new_state       # [B, V]
 
     return step, lambda: fold_weights(model)
+
+
+def sampler(model, *args, **kwargs) -> sampling.Sampler:
+    """A `sampling.Sampler` over this model: Sampler(step, *args, weights_fn=..., **kwargs)."""
+    step, weights_fn = step_functions(model)
+    return sampling.Sampler(step, *args, weights_fn=weights_fn, **kwargs)
 
 
 def make_step(model):
