@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import manual
+from tfcharrnn.models import manual, wavefront
 
 
 class _BPTTKernel:
@@ -155,6 +155,21 @@ class KerasRNN(keras.Model):
             x = self.embedding(inputs)                        # [B, T, E]
         else:
             x = tf.one_hot(inputs, self.vocab_size)           # [B, T, V]
+        layers = self.rnn_layers
+        if (not training and len(layers) > 1
+                and all(layer.built and layer._kernel_applies(None) for layer in layers)):
+            # Evaluation: the same weights and equations, all layers in one loop instead of one
+            # layer call after another (see wavefront.py); the outputs are the same.
+            x, new_state = wavefront.forward(self.config.model, [l.params() for l in layers],
+                                             x, state, lambda: self._layer_by_layer(x, state, False))
+        else:
+            x, new_state = self._layer_by_layer(x, state, training)
+        if self.dropouts:
+            x = self.dropouts[-1](x, training=training)
+        return self.softmax(x), new_state                    # [B, T, V]
+
+    def _layer_by_layer(self, x, state, training):
+        """x [B, T, I] -> top layer's outputs [B, T, H], new state: the Keras layers in turn."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
         for i, layer in enumerate(self.rnn_layers):
@@ -163,6 +178,4 @@ class KerasRNN(keras.Model):
             x, *layer_state = layer(x, initial_state=list(state[i * n:(i + 1) * n]),
                                     training=training)      # x: [B, T, H]
             new_state.extend(layer_state)
-        if self.dropouts:
-            x = self.dropouts[-1](x, training=training)
-        return self.softmax(x), new_state                    # [B, T, V]
+        return x, new_state

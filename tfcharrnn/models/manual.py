@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import bptt
+from tfcharrnn.models import bptt, wavefront
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 STATES_PER_LAYER = {"rnn": 1, "gru": 1, "lstm": 2}
@@ -83,6 +83,11 @@ def _lstm_step(params, xw, state):
 _STEPS = {"rnn": _rnn_step, "gru": _gru_step, "lstm": _lstm_step}
 
 
+def cell_step(cell: str, params, xw, state):
+    """One time step from the projected input xw [B, G*H] (see `input_projection`)."""
+    return _STEPS[cell](params, xw, state)
+
+
 def input_projection(params, cell: str, x):
     """x [..., I] -> x W_input + (input-side) bias [..., G*H]; independent of the state."""
     bias = params["b_input"] if cell == "gru" else params["b_hidden"]
@@ -100,7 +105,7 @@ def rnn_cell(params, rnn_input, state, cell: str = "rnn"):
     Returns:
       output [B, H] (the new h), new state tuple.
     """
-    return _STEPS[cell](params, input_projection(params, cell, rnn_input), state)
+    return cell_step(cell, params, input_projection(params, cell, rnn_input), state)
 
 
 def rnn_logits(params, rnn_output):
@@ -205,6 +210,17 @@ class ManualRNN(tf.Module):
             x = tf.gather(self.embedding, inputs)                 # [B, T, E]
         else:
             x = tf.one_hot(inputs, self.vocab_size, dtype=self.dtype)  # [B, T, V]
+        if not training and len(self.layers) > 1:
+            # Evaluation: all layers in one loop (see wavefront.py); same outputs.
+            x, new_state = wavefront.forward(self.config.model, self.layers, x, state,
+                                             lambda: self._layer_by_layer(x, state, False))
+        else:
+            x, new_state = self._layer_by_layer(x, state, training)
+        x = self._dropout(x, training)
+        return rnn_logits(self.softmax, x), new_state
+
+    def _layer_by_layer(self, x, state, training):
+        """x [B, T, I] -> top layer's outputs [B, T, H], new state."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
         for i, params in enumerate(self.layers):
@@ -212,6 +228,4 @@ class ManualRNN(tf.Module):
                 x = self._dropout(x, training)
             x, layer_state = run_layer(params, self.config.model, x, state[i * n:(i + 1) * n])
             new_state.extend(layer_state)
-        x = self._dropout(x, training)
-        return rnn_logits(self.softmax, x), new_state
-
+        return x, new_state

@@ -1,0 +1,73 @@
+"""Evaluation runs a stack of layers as one wavefront loop (models/wavefront.py); it must give
+the layer-by-layer outputs and state, for every window length and with unknown lengths."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcharrnn.config import ModelConfig
+from tfcharrnn.models import build_model, wavefront
+
+
+@pytest.fixture
+def wavefront_calls(monkeypatch):
+    """Counts the windows that really went through the wavefront loop."""
+    calls = []
+    original = wavefront._wavefront
+
+    def counted(*args):
+        calls.append(args[2].shape)
+        return original(*args)
+
+    monkeypatch.setattr(wavefront, "_wavefront", counted)
+    return calls
+
+
+def _check(model, ids, state, outputs, monkeypatch):
+    """`outputs` (logits, state) equal the model's with the wavefront replaced by its
+    layer-by-layer fallback."""
+    with monkeypatch.context() as patch:
+        patch.setattr(wavefront, "forward", lambda *args: args[-1]())
+        expected = model(ids, state, training=False)
+    for a, b in zip([outputs[0], *outputs[1]], [expected[0], *expected[1]], strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["keras", "manual"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_wavefront_equals_layer_by_layer(backend, cell, layers, wavefront_calls,
+                                         monkeypatch):
+    model = build_model(ModelConfig(backend=backend, model=cell, num_layers=layers,
+                                    hidden_size=10, embedding_size=4), vocab_size=9)
+    rng = np.random.default_rng(layers)
+    state = [tf.constant(rng.normal(0, 0.5, (3, 10)), tf.float32) for _ in model.state_shapes]
+    wavefront_calls.clear()
+    for steps in (1, 2, 3, 7):   # shorter than, equal to and longer than the layers - 1
+        ids = tf.constant(rng.integers(0, 9, (3, steps)), tf.int32)
+        _check(model, ids, state, model(ids, state, training=False), monkeypatch)
+    assert len(wavefront_calls) == (3 if layers == 3 else 4)   # T = 1 < 2 goes layered
+
+    # Unknown window length (as in `evaluate`): decided inside the graph.
+    dynamic = tf.function(lambda ids, s: model(ids, s, training=False),
+                          input_signature=[tf.TensorSpec([3, None], tf.int32),
+                                           [tf.TensorSpec([3, 10])] * len(state)])
+    for steps in (1, 5):
+        ids = tf.constant(rng.integers(0, 9, (3, steps)), tf.int32)
+        _check(model, ids, state, dynamic(ids, state), monkeypatch)
+
+
+def test_training_and_keras_fallback_layers_do_not_use_the_wavefront(wavefront_calls):
+    model = build_model(ModelConfig(backend="keras", model="gru", num_layers=2, hidden_size=8,
+                                    embedding_size=4), vocab_size=9)
+    ids = tf.zeros([2, 4], tf.int32)
+    wavefront_calls.clear()
+    model(ids, model.initial_state(2), training=True)
+    for layer in model.rnn_layers:   # a layer outside what the kernels compute: Keras' loop
+        layer.use_bptt_kernel = False
+    model(ids, model.initial_state(2), training=False)
+    assert wavefront_calls == []
+    for layer in model.rnn_layers:
+        layer.use_bptt_kernel = True
+    model(ids, model.initial_state(2), training=False)
+    assert len(wavefront_calls) == 1
