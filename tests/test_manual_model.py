@@ -10,7 +10,7 @@ import tensorflow as tf
 import numpy_reference
 from tfcharrnn import steps
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import build_model
+from tfcharrnn.models import bptt, build_model
 from tfcharrnn.models.manual import ManualRNN, rnn_cell, rnn_logits
 from tfcharrnn.models.weight_mapping import keras_to_manual, manual_to_keras
 
@@ -107,8 +107,11 @@ def test_manual_and_keras_agree_over_windows_with_carried_state(cell):
                                manual(ids, manual.initial_state(2))[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["bptt-kernels", "wavefront"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_gradients_equal_central_finite_differences(cell):
+def test_gradients_equal_central_finite_differences(cell, training):
+    """Training runs the hand-written backward passes of bptt.py; evaluation runs the layers
+    as one wavefront loop (autodiff), which `score` and others may differentiate too."""
     rng = np.random.default_rng(3)
     config = ModelConfig(backend="manual", model=cell, num_layers=2, hidden_size=3,
                          embedding_size=2)
@@ -122,7 +125,7 @@ def test_gradients_equal_central_finite_differences(cell):
     probes = [tf.constant(rng.normal(0, 1, (2, 3))) for _ in model.state_shapes]
 
     def loss():
-        logits, final = model(ids, state)
+        logits, final = model(ids, state, training=training)
         return (tf.reduce_mean(steps.token_losses(logits, targets))
                 + sum(tf.reduce_sum(p * s) for p, s in zip(probes, final)))
 
@@ -166,3 +169,35 @@ def test_dropout_masks_are_reproducible_and_only_in_training():
     ta, tb = a(x, s, training=True)[0], b(x, s, training=True)[0]
     np.testing.assert_array_equal(ta, tb)
     assert not np.allclose(ta, a(x, s)[0])
+
+
+def test_rnn_batch_halves_equal_one_loop_values_and_gradients(monkeypatch):
+    """Large basic RNNs run the two halves of the batch as two loops (bptt.py); the outputs,
+    final state and every gradient must equal one loop over the whole batch."""
+    rng = np.random.default_rng(11)
+    xw = tf.constant(rng.normal(0, 1, (4, 6, 5)), tf.float32)        # [T, B, H]
+    w_hidden = tf.constant(rng.normal(0, 0.5, (5, 5)), tf.float32)
+    h0 = tf.constant(rng.normal(0, 0.5, (6, 5)), tf.float32)
+    probe_hs = tf.constant(rng.normal(0, 1, (4, 6, 5)), tf.float32)
+    probe_h = tf.constant(rng.normal(0, 1, (6, 5)), tf.float32)
+
+    def run(min_units):
+        monkeypatch.setattr(bptt, "_SPLIT_MIN_UNITS", min_units)
+
+        @tf.function
+        def values_and_grads(xw, w_hidden, h0):
+            with tf.GradientTape() as tape:
+                tape.watch([xw, w_hidden, h0])
+                hs, (h,) = bptt.run_sequence("rnn", xw, {"W_hidden": w_hidden}, (h0,))
+                loss = tf.reduce_sum(probe_hs * hs) + tf.reduce_sum(probe_h * h)
+            return [hs, h, *tape.gradient(loss, [xw, w_hidden, h0])]
+
+        graph = values_and_grads.get_concrete_function(xw, w_hidden, h0).graph
+        loops = sum(op.type in ("While", "StatelessWhile") for op in graph.get_operations())
+        return loops, values_and_grads(xw, w_hidden, h0)
+
+    one_loop, reference = run(10 ** 9)
+    halves, split = run(1)        # halves of 3 rows x 5 units
+    assert one_loop == 2 and halves == 4   # forward and backward loops, once or per half
+    for a, b in zip(split, reference):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
