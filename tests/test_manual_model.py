@@ -201,3 +201,38 @@ def test_rnn_batch_halves_equal_one_loop_values_and_gradients(monkeypatch):
     assert one_loop == 2 and halves == 4   # forward and backward loops, once or per half
     for a, b in zip(split, reference):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("vocab", [5, 40], ids=["table-lookup", "projected-tokens"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_first_projection_equals_embedding_then_projection(cell, vocab):
+    """The first layer projects the V rows of the embedding and looks them up when V is
+    smaller than the batch's B*T tokens; values and gradients must be those of embedding the
+    tokens and projecting them (also for one-hot inputs, whose table is W_input itself)."""
+    from tfcharrnn.models.manual import first_projection, input_projection
+    rng = np.random.default_rng(12)
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    params = {"W_input": tf.constant(rng.normal(0, 1, (vocab, gates * 3)), tf.float32),
+              "b_hidden": tf.constant(rng.normal(0, 1, gates * 3), tf.float32),
+              "b_input": tf.constant(rng.normal(0, 1, gates * 3), tf.float32)}
+    embedding = tf.constant(rng.normal(0, 1, (vocab, vocab)), tf.float32)
+    ids = tf.constant(rng.integers(0, vocab, (4, 6)), tf.int32)             # 24 tokens
+    probe = tf.constant(rng.normal(0, 1, (6, 4, gates * 3)), tf.float32)   # [T, B, G*H]
+
+    def value_and_grads(fn):
+        watched = [embedding, *params.values()]
+        with tf.GradientTape() as tape:
+            tape.watch(watched)
+            xw = fn()
+            loss = tf.reduce_sum(probe * xw)
+        return [xw] + [tf.convert_to_tensor(g) for g in tape.gradient(loss, watched)
+                       if g is not None]
+
+    time_major = tf.transpose(ids)
+    for table, reference_input in [(embedding, lambda: tf.gather(embedding, time_major)),
+                                   (None, lambda: tf.one_hot(time_major, vocab))]:
+        got = value_and_grads(lambda: first_projection(params, cell, ids, table))
+        want = value_and_grads(lambda: input_projection(params, cell, reference_input()))
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)

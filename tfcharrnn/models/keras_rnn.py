@@ -151,31 +151,48 @@ class KerasRNN(keras.Model):
         Returns:
           logits float32 [B, T, vocab], new state (same structure as `state`).
         """
-        if self.embedding is not None:
-            x = self.embedding(inputs)                        # [B, T, E]
+        layers, cell = self.rnn_layers, self.config.model
+        if (all(layer.built and layer._kernel_applies(None) for layer in layers)
+                and (self.embedding is None or self.embedding.built)):
+            # The layers' own weights and equations, run by the manual back-end's functions:
+            # the first layer's input projection is a lookup in a projected table (see
+            # manual.first_projection), and evaluation runs all layers in one loop (see
+            # wavefront.py) instead of one layer call after another. Same outputs.
+            embedding = self.embedding.embeddings if self.embedding is not None else None
+            xw = manual.first_projection(layers[0].params(), cell, inputs, embedding)
+            if not training and len(layers) > 1:
+                x, new_state = wavefront.forward(
+                    cell, [layer.params() for layer in layers], xw, state,
+                    lambda: self._layer_by_layer(None, state, False, first_xw=xw))
+            else:
+                x, new_state = self._layer_by_layer(None, state, training, first_xw=xw)
         else:
-            x = tf.one_hot(inputs, self.vocab_size)           # [B, T, V]
-        layers = self.rnn_layers
-        if (not training and len(layers) > 1
-                and all(layer.built and layer._kernel_applies(None) for layer in layers)):
-            # Evaluation: the same weights and equations, all layers in one loop instead of one
-            # layer call after another (see wavefront.py); the outputs are the same.
-            x, new_state = wavefront.forward(self.config.model, [l.params() for l in layers],
-                                             x, state, lambda: self._layer_by_layer(x, state, False))
-        else:
+            # Keras' own path (it also builds the layers on the first call).
+            if self.embedding is not None:
+                x = self.embedding(inputs)                    # [B, T, E]
+            else:
+                x = tf.one_hot(inputs, self.vocab_size)       # [B, T, V]
             x, new_state = self._layer_by_layer(x, state, training)
         if self.dropouts:
             x = self.dropouts[-1](x, training=training)
         return self.softmax(x), new_state                    # [B, T, V]
 
-    def _layer_by_layer(self, x, state, training):
-        """x [B, T, I] -> top layer's outputs [B, T, H], new state: the Keras layers in turn."""
+    def _layer_by_layer(self, x, state, training, first_xw=None):
+        """x [B, T, I] -> top layer's outputs [B, T, H], new state: the Keras layers in turn.
+        With first_xw, the first layer's projected input [T, B, G*H], the first layer runs
+        from it through `manual.run_projected` (same weights) and x is not used."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
         for i, layer in enumerate(self.rnn_layers):
+            layer_state = list(state[i * n:(i + 1) * n])
+            if i == 0 and first_xw is not None:
+                x, layer_state = manual.run_projected(layer.params(), layer.cell_type,
+                                                      first_xw, layer_state)
+                new_state.extend(layer_state)
+                continue
             if i > 0 and self.dropouts:
                 x = self.dropouts[i - 1](x, training=training)
-            x, *layer_state = layer(x, initial_state=list(state[i * n:(i + 1) * n]),
+            x, *layer_state = layer(x, initial_state=layer_state,
                                     training=training)      # x: [B, T, H]
             new_state.extend(layer_state)
         return x, new_state

@@ -24,6 +24,8 @@ Speed: the input projection x W_input + b does not depend on the previous state,
 matrix multiply over all time steps [T*B, I] x [I, G*H] before the loop; the loop itself only
 does h W_hidden and the element-wise gate arithmetic. The backward pass through time is
 written out (`bptt.py`) so that the weight gradients are single large matrix multiplies too.
+The first layer's input is a looked-up row (of the embedding, or of the identity when one-hot),
+so its projection is a lookup in a projected table (`first_projection`).
 """
 
 import numpy as np
@@ -113,6 +115,39 @@ def rnn_logits(params, rnn_output):
     return tf.tensordot(rnn_output, params["W_softmax"], axes=1) + params["b_softmax"]
 
 
+def first_projection(params, cell: str, ids, embedding=None):
+    """The first layer's input projection for every step, from token ids: [B, T] -> [T, B, G*H].
+
+    Embedding then projecting is a lookup in the projected table:
+        embedding[ids] W_input + b = (embedding W_input + b)[ids]
+    and with one-hot inputs the table is W_input + b itself. Projecting the V rows of the table
+    costs V/(B*T) of projecting the B*T embedded tokens, and the backward pass likewise: the
+    table's gradient is a scatter-add of the gradient rows, then two products of V rows
+    instead of B*T (2 x 512 LSTM, embedding 64: gradients ~800 -> ~750 ms, a whole train step
+    8.2k -> 8.4k chars/s; no measurable change at 2 x 128). A vocabulary larger than the
+    batch (word level) projects the embedded tokens instead. Same values up to round-off.
+    """
+    bias = params["b_input"] if cell == "gru" else params["b_hidden"]
+    ids = tf.transpose(ids)                                             # [T, B], time-major
+    if embedding is None:
+        return tf.gather(params["W_input"] + bias, ids)                 # one-hot rows of W
+    tokens = ids.shape.num_elements()
+    if tokens is not None and embedding.shape[0] < tokens:
+        return tf.gather(input_projection(params, cell, embedding), ids)   # [V, G*H] table
+    return input_projection(params, cell, tf.gather(embedding, ids))
+
+
+def run_projected(params, cell: str, xw, state):
+    """One layer over a sequence from its projected input xw [T, B, G*H] (time-major).
+
+    The loop and its hand-written backward pass are in `bptt.py`.
+    Returns:
+      outputs [B, T, H], final state tuple.
+    """
+    outputs, state = bptt.run_sequence(cell, xw, params, tuple(state))
+    return tf.transpose(outputs, [1, 0, 2]), state                     # [B, T, H]
+
+
 def run_layer(params, cell: str, x, state):
     """Runs one layer over a sequence: the hoisted input projection, then the time loop.
 
@@ -126,8 +161,7 @@ def run_layer(params, cell: str, x, state):
       outputs [B, T, H], final state tuple.
     """
     xw = input_projection(params, cell, tf.transpose(x, [1, 0, 2]))   # [T, B, G*H], hoisted
-    outputs, state = bptt.run_sequence(cell, xw, params, tuple(state))
-    return tf.transpose(outputs, [1, 0, 2]), state                     # [B, T, H]
+    return run_projected(params, cell, xw, state)
 
 
 class ManualRNN(tf.Module):
@@ -206,26 +240,28 @@ class ManualRNN(tf.Module):
         Returns:
           logits [B, T, V], new state (same structure).
         """
-        if self.embedding is not None:
-            x = tf.gather(self.embedding, inputs)                 # [B, T, E]
-        else:
-            x = tf.one_hot(inputs, self.vocab_size, dtype=self.dtype)  # [B, T, V]
+        cell = self.config.model
+        xw = first_projection(self.layers[0], cell, inputs, self.embedding)  # [T, B, G*H]
         if not training and len(self.layers) > 1:
             # Evaluation: all layers in one loop (see wavefront.py); same outputs.
-            x, new_state = wavefront.forward(self.config.model, self.layers, x, state,
-                                             lambda: self._layer_by_layer(x, state, False))
+            x, new_state = wavefront.forward(cell, self.layers, xw, state,
+                                             lambda: self._layer_by_layer(xw, state, False))
         else:
-            x, new_state = self._layer_by_layer(x, state, training)
+            x, new_state = self._layer_by_layer(xw, state, training)
         x = self._dropout(x, training)
         return rnn_logits(self.softmax, x), new_state
 
-    def _layer_by_layer(self, x, state, training):
-        """x [B, T, I] -> top layer's outputs [B, T, H], new state."""
+    def _layer_by_layer(self, xw, state, training):
+        """xw [T, B, G*H] the first layer's projected input -> top layer's outputs [B, T, H],
+        new state."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
         for i, params in enumerate(self.layers):
-            if i > 0:
+            layer_state = state[i * n:(i + 1) * n]
+            if i == 0:
+                x, layer_state = run_projected(params, self.config.model, xw, layer_state)
+            else:
                 x = self._dropout(x, training)
-            x, layer_state = run_layer(params, self.config.model, x, state[i * n:(i + 1) * n])
+                x, layer_state = run_layer(params, self.config.model, x, layer_state)
             new_state.extend(layer_state)
         return x, new_state

@@ -30,28 +30,27 @@ import tensorflow as tf
 from tfcharrnn.models import manual
 
 
-def forward(cell: str, layers, x, state, layered):
+def forward(cell: str, layers, xw, state, layered):
     """Args:
       cell: "rnn", "gru" or "lstm".
       layers: per-layer params under the manual back-end's names (L >= 2 of them).
-      x: [B, T, I] the first layer's input.
+      xw: [T, B, G*H] the first layer's projected input (`manual.first_projection`).
       state: flat list of [B, H] (per layer: h, or h and c for the LSTM).
       layered: a function () -> (outputs, new state) computing the same thing layer by layer,
         used when T is shorter than L - 1.
     Returns:
       the top layer's outputs [B, T, H], the new flat state.
     """
-    steps, shortest = x.shape[1], len(layers) - 1
+    steps, shortest = xw.shape[0], len(layers) - 1
     if steps is not None:
-        return _wavefront(cell, layers, x, state) if steps >= shortest else layered()
-    return tf.cond(tf.shape(x)[1] >= shortest,
-                   lambda: _wavefront(cell, layers, x, state), layered)
+        return _wavefront(cell, layers, xw, state) if steps >= shortest else layered()
+    return tf.cond(tf.shape(xw)[0] >= shortest,
+                   lambda: _wavefront(cell, layers, xw, state), layered)
 
 
-def _wavefront(cell, layers, x, state):
+def _wavefront(cell, layers, xw, state):
     depth, per_layer = len(layers), manual.STATES_PER_LAYER[cell]
     states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
-    xw = manual.input_projection(layers[0], cell, tf.transpose(x, [1, 0, 2]))  # [T, B, G*H]
     steps = tf.shape(xw)[0]
 
     def advance(states, i, active):
