@@ -1,11 +1,15 @@
 """The commands as a user runs them: flags, quiet output, exit codes."""
 
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 from absl import flags as absl_flags
 
 import flags as tfcharrnn_flags
-from conftest import run_command
+from conftest import ROOT, run_command
 
 
 def test_flags_parse_into_the_config():
@@ -66,3 +70,20 @@ def test_bad_flag_is_one_line_and_exit_2():
     assert "Traceback" not in r.stderr and "transformer" in r.stderr
     r = run_command("tfcharrnn.train", "--batch_size=0")
     assert r.returncode == 2 and "--batch_size" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
+def test_commands_turn_on_onednn_unless_the_user_chose(setting, enabled):
+    # TensorFlow itself enables oneDNN only on CPUs with AVX-512 VNNI/BF16 or AMX; the
+    # commands ask for it everywhere, and a user's TF_ENABLE_ONEDNN_OPTS=0 still wins.
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("from tfcharrnn.cli import import_tensorflow; import_tensorflow(-1); "
+            "from tensorflow.python.util import _pywrap_util_port as port; "
+            "print(port.IsMklEnabled())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(enabled)
+    assert r.stderr == ""  # the oneDNN notice is start-up log too
