@@ -70,30 +70,27 @@ def lstm_gates(z, state):
 
 # ---- cells: (params, projected input [B, G*H], state tuple) -> (output [B, H], state tuple) ----
 
-def _rnn_step(params, xw, state):
-    return rnn_gates(xw + tf.matmul(state[0], params["W_hidden"]), state)
-
-
-def _gru_step(params, xw, state):
-    return gru_gates(xw, tf.matmul(state[0], params["W_hidden"]) + params["b_hidden"], state)
-
-
-def _lstm_step(params, xw, state):
-    return lstm_gates(xw + tf.matmul(state[0], params["W_hidden"]), state)
-
-
-_STEPS = {"rnn": _rnn_step, "gru": _gru_step, "lstm": _lstm_step}
+def gates_step(cell: str, params, xw, hw, state):
+    """One time step from the projected input xw [B, G*H] (see `input_projection`) and the
+    recurrent product hw = h W_hidden [B, G*H] (no bias)."""
+    if cell == "gru":
+        return gru_gates(xw, hw + params["b_hidden"], state)
+    return (lstm_gates if cell == "lstm" else rnn_gates)(xw + hw, state)
 
 
 def cell_step(cell: str, params, xw, state):
     """One time step from the projected input xw [B, G*H] (see `input_projection`)."""
-    return _STEPS[cell](params, xw, state)
+    return gates_step(cell, params, xw, tf.matmul(state[0], params["W_hidden"]), state)
+
+
+def input_bias(params, cell: str):
+    """The bias added to the input projection: the GRU keeps its recurrent bias apart."""
+    return params["b_input"] if cell == "gru" else params["b_hidden"]
 
 
 def input_projection(params, cell: str, x):
     """x [..., I] -> x W_input + (input-side) bias [..., G*H]; independent of the state."""
-    bias = params["b_input"] if cell == "gru" else params["b_hidden"]
-    return tf.tensordot(x, params["W_input"], axes=1) + bias
+    return tf.tensordot(x, params["W_input"], axes=1) + input_bias(params, cell)
 
 
 def rnn_cell(params, rnn_input, state, cell: str = "rnn"):
@@ -127,7 +124,7 @@ def first_projection(params, cell: str, ids, embedding=None):
     8.2k -> 8.4k chars/s; no measurable change at 2 x 128). A vocabulary larger than the
     batch (word level) projects the embedded tokens instead. Same values up to round-off.
     """
-    bias = params["b_input"] if cell == "gru" else params["b_hidden"]
+    bias = input_bias(params, cell)
     ids = tf.transpose(ids)                                             # [T, B], time-major
     if embedding is None:
         return tf.gather(params["W_input"] + bias, ids)                 # one-hot rows of W
