@@ -1,6 +1,6 @@
 """The benchmark suite: one command, a Markdown table on stdout and a JSON file.
 
-    python benchmarks/run.py --json=benchmark.json          # full suite, one round: ~6 minutes
+    python benchmarks/run.py --json=benchmark.json          # full suite, one round: ~8 minutes
     python benchmarks/run.py --quick                         # fewer steps and repeats
 
 Measured, each in its own process (`measure.py`; no shared thread pools or caches), with
