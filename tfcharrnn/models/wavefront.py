@@ -59,11 +59,14 @@ def _wavefront(cell, layers, xw, state):
     # [512, 2048]: ~1.6 ms, 4 x [512, 512]: ~1.1 ms). Evaluation 2 x 512 LSTM 12.9k -> 16.7k
     # chars/s, 2 x 128 138k -> 171k. The GRU was slower that way (2 x 128 216k -> 192k), so
     # it, like the basic RNN, keeps one product.
-    gates = manual.GATES[cell] if cell == "lstm" else 1
-    parts = [{name: tf.split(layer[name], gates, axis=-1) for name in ("W_input", "W_hidden")}
-             for layer in layers]
+    chunks = 4 if cell == "lstm" else 1
+    parts = [{name: tf.split(layer[name], chunks, axis=-1)
+              for name in (("W_input", "W_hidden") if l else ("W_hidden",))}  # layer 0: xw
+             for l, layer in enumerate(layers)]
 
     def product(x, ws):                                                 # [B, K] -> [B, G*H]
+        if len(ws) == 1:
+            return tf.matmul(x, ws[0])
         return tf.concat([tf.matmul(x, w) for w in ws], axis=-1)
 
     def advance(states, i, active):
