@@ -9,7 +9,7 @@ with XLA (`sampling.py`), and this step is written for that:
     naive loop (2 x 512 LSTM, one stream: ~5,000 tokens/s with the add, ~9,000 folded);
   - a GRU layer is two, [x, 1] @ [W_input; b_input] and [h, 1] @ [W_hidden; b_hidden], because
     its reset gate multiplies the recurrent part alone.
-The gate arithmetic is `manual.py`'s. The sampler folds the weights once per `generate()` call
+The gate arithmetic is `cells.py`'s, as in the manual back-end. The sampler folds the weights once per `generate()` call
 (`fold_weights`, ~2 ms for the 2 x 512 LSTM) and passes them into its compiled calls, so they
 always hold the variables' current values and no compiled call repeats the folding.
 """
@@ -17,7 +17,7 @@ always hold the variables' current values and no compiled call repeats the foldi
 import tensorflow as tf
 
 from tfcharrnn import sampling
-from tfcharrnn.models import manual
+from tfcharrnn.models import cells
 
 
 def _with_ones(x):
@@ -53,7 +53,7 @@ def step_functions(model):
     `state` is the model's flat state list (per layer h, or h and c).
     """
     cell, vocab_size = model.config.model, model.vocab_size
-    per_layer = manual.STATES_PER_LAYER[cell]
+    per_layer = cells.STATES_PER_LAYER[cell]
 
     def step(tokens, state, weights):
         dtype = weights["logits"].dtype
@@ -67,11 +67,11 @@ def step_functions(model):
             h = layer_state[0]
             if cell == "gru":
                 w_x, w_h = layer
-                x, layer_state = manual.gru_gates(tf.matmul(_with_ones(x), w_x),
+                x, layer_state = cells.gru_gates(tf.matmul(_with_ones(x), w_x),
                                                   tf.matmul(_with_ones(h), w_h), layer_state)
             else:
                 z = tf.matmul(_with_ones(tf.concat([x, h], axis=-1)), layer)   # [B, G*H]
-                gates = manual.lstm_gates if cell == "lstm" else manual.rnn_gates
+                gates = cells.lstm_gates if cell == "lstm" else cells.rnn_gates
                 x, layer_state = gates(z, layer_state)
             new_state.extend(layer_state)
         return tf.matmul(_with_ones(x), weights["logits"]), new_state       # [B, V]

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
 from tfcharrnn.models import manual, wavefront
+from tfcharrnn.models.cells import STATES_PER_LAYER
 
 
 class _BPTTKernel:
@@ -82,7 +83,6 @@ _LAYERS = {"rnn": SimpleRNN, "gru": GRU, "lstm": LSTM}
 def _uniform(hidden_size):
     limit = 1.0 / hidden_size ** 0.5
     return keras.initializers.RandomUniform(-limit, limit)
-STATES_PER_LAYER = {"rnn": 1, "gru": 1, "lstm": 2}
 
 
 class KerasRNN(keras.Model):

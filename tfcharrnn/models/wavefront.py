@@ -27,7 +27,7 @@ tests compare the two).
 
 import tensorflow as tf
 
-from tfcharrnn.models import manual
+from tfcharrnn.models import cells
 
 
 def forward(cell: str, layers, xw, state, layered):
@@ -49,7 +49,7 @@ def forward(cell: str, layers, xw, state, layered):
 
 
 def _wavefront(cell, layers, xw, state):
-    depth, per_layer = len(layers), manual.STATES_PER_LAYER[cell]
+    depth, per_layer = len(layers), cells.STATES_PER_LAYER[cell]
     states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
     steps = tf.shape(xw)[0]
 
@@ -76,9 +76,9 @@ def _wavefront(cell, layers, xw, state):
         for l in active:
             projected = (xw[i] if l == 0                                   # [B, G*H]
                          else product(states[l - 1][0], parts[l]["W_input"])
-                         + manual.input_bias(layers[l], cell))
+                         + cells.input_bias(layers[l], cell))
             hw = product(states[l][0], parts[l]["W_hidden"])
-            new[l] = manual.gates_step(cell, layers[l], projected, hw, states[l])[1]
+            new[l] = cells.gates_step(cell, layers[l], projected, hw, states[l])[1]
         return new
 
     for i in range(depth - 1):                      # the first diagonals: layers 0..i
