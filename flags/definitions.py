@@ -7,6 +7,7 @@ from tfcharrnn import config as cfg
 FLAGS = flags.FLAGS
 _D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
 _S, _E, _C = cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig
+_X = cfg.DistributeConfig
 
 
 def define_data_flags(fv=FLAGS):
@@ -60,9 +61,24 @@ def define_model_flags(fv=FLAGS):
                        flag_values=fv)
 
 
+def define_distribute_flags(fv=FLAGS):
+    """Names follow the TensorFlow Model Garden's (official/utils/flags)."""
+    flags.DEFINE_enum("distribution_strategy", _X.distribution_strategy, cfg.STRATEGIES,
+                      "off: one device; mirrored: the local GPUs (or --num_replicas logical "
+                      "CPU devices); multi_worker_mirrored: several machines, the cluster from "
+                      "TF_CONFIG (every worker runs the same command).", flag_values=fv)
+    flags.DEFINE_integer("num_replicas", _X.num_replicas,
+                         "mirrored: use the first N GPUs, or N logical CPU devices on a machine "
+                         "without a GPU (0 = every GPU).", flag_values=fv)
+    flags.DEFINE_float("startup_timeout", _X.startup_timeout,
+                       "multi_worker_mirrored: seconds to wait for every worker to come up "
+                       "before stopping with an error.", flag_values=fv)
+
+
 def define_train_flags(fv=FLAGS):
     define_data_flags(fv)
     define_model_flags(fv)
+    define_distribute_flags(fv)
     flags.DEFINE_string("checkpoint_dir", "",
                         "Run directory for checkpoints, config.json and vocab.json "
                         "(default: checkpoints/<model>). Training again resumes it.",
@@ -160,7 +176,7 @@ def run_config(fv=FLAGS) -> cfg.RunConfig:
     train = _values(fv, _T)
     train["checkpoint_dir"] = fv.checkpoint_dir or f"checkpoints/{fv.model}"
     return cfg.RunConfig(data=_D(**_values(fv, _D)), model=_M(**_values(fv, _M)),
-                         train=_T(**train))
+                         train=_T(**train), distribute=_X(**_values(fv, _X)))
 
 
 def sample_config(fv=FLAGS) -> cfg.SampleConfig:

@@ -15,6 +15,9 @@ vocab.json alone, never from flags.
 
 import json
 import os
+import re
+import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -116,25 +119,37 @@ class TrainingCheckpoint:
                                                max_to_keep=1, checkpoint_name="ckpt")
         self._last_saved_step = None
 
-    def restore_latest(self) -> bool:
-        """Restores the latest checkpoint if there is one; returns whether it did."""
-        path = self.latest.latest_checkpoint
-        if path is None:
-            return False
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        self._last_saved_step = int(self.step.numpy())
-        return True
+    def variables(self) -> list:
+        """Every variable the checkpoint holds (what a multi-worker run broadcasts)."""
+        return (list(self.checkpoint.model.values()) + list(self.checkpoint.optimizer.variables)
+                + [self.step, self.best_val_loss] + self.carry)
+
+    def restore_latest(self, log=print) -> bool:
+        """Restores the newest intact checkpoint, if there is one; returns whether it did.
+        A damaged one (truncated or corrupted files) is skipped with one line to `log`."""
+        for path in reversed(self.latest.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except DAMAGED as e:
+                log(f"skipped the damaged checkpoint {path} ({_first_line(e)})")
+                continue
+            self._last_saved_step = int(self.step.numpy())
+            return True
+        return False
 
     def save(self, state, best: bool = False):
+        """state: the carried state of every stream, list of [batch, hidden] (global order)."""
         for var, value in zip(self.carry, state):
             var.assign(value)
         step = int(self.step.numpy())
         try:
             if best:
                 self.best.save(checkpoint_number=step)
+                remove_orphans(self.best)
             if step != self._last_saved_step:
                 self.latest.save(checkpoint_number=step)
                 self._last_saved_step = step
+                remove_orphans(self.latest)
         except (OSError, tf.errors.OpError) as e:
             reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             kept = (f"the previous checkpoint ({self.latest.latest_checkpoint}) is kept"
@@ -147,30 +162,85 @@ class TrainingCheckpoint:
         return [tf.identity(v) for v in self.carry]
 
 
-def checkpoint_path(run_dir: str, which: str = "best") -> str:
-    """Path prefix of the best or latest checkpoint; "best" falls back to the latest."""
+_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)(\.index|\.data-\d+-of-\d+|_temp.*)$")
+
+
+def remove_orphans(manager: tf.train.CheckpointManager):
+    """Removes checkpoint files in the manager's directory that no checkpoint it keeps owns:
+    those left by a kill between a save and the pruning of the oldest checkpoint, or by a
+    kill in the middle of writing (TensorFlow's `_temp` directories)."""
+    kept = {os.path.basename(p) for p in manager.checkpoints}
+    for name in os.listdir(manager.directory):
+        match = _CHECKPOINT_FILE.match(name)
+        if match is None or (f"ckpt-{match.group(1)}" in kept
+                             and not match.group(2).startswith("_temp")):
+            continue
+        path = os.path.join(manager.directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+
+
+# What reading a damaged checkpoint raises: a truncated data file IndexError ("Read less bytes
+# than requested"), corrupted bytes DataLossError (checksum), a damaged index file OpError. A
+# checkpoint of another model raises ValueError (shapes) or AssertionError (names) instead.
+DAMAGED = (tf.errors.OpError, IndexError)
+
+
+def _first_line(e) -> str:
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(e)).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _checkpoints_in(directory: str) -> list:
+    """The checkpoints a directory's `checkpoint` file lists, newest first."""
+    state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    return [p if os.path.isabs(p) else os.path.join(directory, p) for p in reversed(paths)]
+
+
+def checkpoint_paths(run_dir: str, which: str = "best") -> list:
+    """Path prefixes to try, in order: "best" is the best checkpoint, then the latest ones
+    (newest first); "latest" the latest ones."""
     check_run_dir(run_dir)
-    latest = tf.train.latest_checkpoint(run_dir)
-    best = tf.train.latest_checkpoint(os.path.join(run_dir, BEST_DIR))
-    path = (best or latest) if which == "best" else latest
-    if path is None:
+    paths = _checkpoints_in(run_dir)
+    if which == "best":
+        paths = _checkpoints_in(os.path.join(run_dir, BEST_DIR)) + paths
+    if not paths:
         raise UsageError(f"no checkpoint in {run_dir}; train first with "
                          f"`python -m tfcharrnn.train --checkpoint_dir={run_dir}`")
-    return path
+    return paths
 
 
-def restore_model(run_dir: str, which: str = "best"):
-    """Rebuilds the model of a run from its own files. Returns (config, vocab, model)."""
+def checkpoint_path(run_dir: str, which: str = "best") -> str:
+    """Path prefix of the best or latest checkpoint; "best" falls back to the latest."""
+    return checkpoint_paths(run_dir, which)[0]
+
+
+def restore_model(run_dir: str, which: str = "best", log=None):
+    """Rebuilds the model of a run from its own files. Returns (config, vocab, model).
+
+    A damaged checkpoint (truncated or corrupted files) is skipped with one line on stderr
+    (or to `log`) naming it, and the next one is used: best, then latest, newest first.
+    """
     from tfcharrnn.models import build_model
+    log = log or (lambda m: print(m, file=sys.stderr))
     config = load_run_config(run_dir)
     vocab = load_vocab(run_dir)
-    path = checkpoint_path(run_dir, which)
+    paths = checkpoint_paths(run_dir, which)
     model = build_model(config.model, len(vocab), seed=config.train.seed)
-    try:
-        status = tf.train.Checkpoint(model=model.named_variables()).read(path)
-        status.expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(f"checkpoint {path} does not match {CONFIG_FILE}/{VOCAB_FILE} "
-                       f"({first_line[:200]}); were they copied from another run?") from None
-    return config, vocab, model
+    for path in paths:
+        try:
+            status = tf.train.Checkpoint(model=model.named_variables()).read(path)
+            status.expect_partial().assert_existing_objects_matched()
+            return config, vocab, model
+        except DAMAGED as e:
+            log(f"skipped the damaged checkpoint {path} ({_first_line(e)})")
+        except (AssertionError, ValueError) as e:
+            raise RunError(f"checkpoint {path} does not match {CONFIG_FILE}/{VOCAB_FILE} "
+                           f"({_first_line(e)}); were they copied from another run?") from None
+    raise RunError(f"every checkpoint in {run_dir} is damaged ({', '.join(paths)}); retrain, "
+                   f"or restore the run directory from a copy")

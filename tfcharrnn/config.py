@@ -19,6 +19,7 @@ ENCODING_ERRORS = ("strict", "replace", "ignore")
 SAMPLING_METHODS = ("sample", "argmax", "top_k")
 CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
+STRATEGIES = ("off", "mirrored", "multi_worker_mirrored")
 
 BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                               "tinyshakespeare.txt")
@@ -136,11 +137,33 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributeConfig:
+    """Where training runs (see `tfcharrnn.distribute`); it may change when a run resumes."""
+    distribution_strategy: str = "off"  # "off" (one device), "mirrored" or "multi_worker_mirrored"
+    num_replicas: int = 0            # mirrored: first N GPUs, or N logical CPUs without a GPU
+    startup_timeout: float = 300.0   # multi-worker: seconds to wait for every worker to come up
+
+    def __post_init__(self):
+        _choice("distribution_strategy", self.distribution_strategy, STRATEGIES)
+        if self.num_replicas is None or self.num_replicas < 0:
+            raise UsageError(f"--num_replicas must be 0 (every GPU) or more, "
+                             f"got {self.num_replicas}")
+        if self.num_replicas and self.distribution_strategy != "mirrored":
+            raise UsageError(f"--num_replicas applies to --distribution_strategy=mirrored, not "
+                             f"{self.distribution_strategy}; drop it or pass "
+                             f"--distribution_strategy=mirrored")
+        if not self.startup_timeout > 0:
+            raise UsageError(f"--startup_timeout must be positive (seconds), "
+                             f"got {self.startup_timeout}")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything `train` needs; `config.json` in the run directory is this, serialized."""
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    distribute: DistributeConfig = DistributeConfig()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -149,7 +172,9 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         return cls(data=_from_dict(DataConfig, d.get("data", {}), "data"),
                    model=_from_dict(ModelConfig, d.get("model", {}), "model"),
-                   train=_from_dict(TrainConfig, d.get("train", {}), "train"))
+                   train=_from_dict(TrainConfig, d.get("train", {}), "train"),
+                   distribute=_from_dict(DistributeConfig, d.get("distribute", {}),
+                                         "distribute"))
 
 
 def _from_dict(cls, d, section):
@@ -177,11 +202,13 @@ def _from_dict(cls, d, section):
 
 
 # Fields that may differ between the run on disk and the flags of a resumed run: how long to
-# train and how often to evaluate, save or log. Everything else defines the model, the data
-# stream or the optimization and must match.
+# train, how often to evaluate, save or log, and where it runs (the batch is the same global
+# batch on any number of replicas). Everything else defines the model, the data stream or the
+# optimization and must match.
 RESUMABLE_FIELDS = frozenset({
     "train.num_epochs", "train.max_steps", "train.eval_every", "train.save_every",
     "train.keep_checkpoints", "train.logdir", "train.sample_length", "train.checkpoint_dir",
+    "distribute.distribution_strategy", "distribute.num_replicas", "distribute.startup_timeout",
 })
 
 
@@ -189,8 +216,8 @@ def differing_fields(saved: RunConfig, current: RunConfig) -> list:
     """Dotted names of fields that differ and may not differ on resume."""
     a, b = saved.to_dict(), current.to_dict()
     diffs = []
-    for section in a:
-        for name in a[section]:
+    for section in b:
+        for name in b[section]:
             key = f"{section}.{name}"
             if key not in RESUMABLE_FIELDS and a[section][name] != b[section][name]:
                 diffs.append(f"{key}: {a[section][name]!r} on disk, {b[section][name]!r} now")

@@ -1,11 +1,15 @@
-"""The train step and the evaluation step, shared by every back-end.
+"""The train step and the evaluation step, shared by every back-end and every strategy.
 
 Both are plain functions of (model, optimizer, batch, state): no globals, no hidden state, so
-the same function can be compiled with `tf.function`, or run per replica under
-`strategy.run` with one carried state per replica.
+the same function is compiled with `tf.function` on one device, or runs in every replica under
+`strategy.run` with one carried state per replica (`tfcharrnn.distribute`). On one device the
+replica context is TensorFlow's default one (one replica), and the step is the plain one.
 """
 
+import keras
 import tensorflow as tf
+
+from tfcharrnn.errors import RunError
 
 
 def token_losses(logits, targets):
@@ -15,24 +19,59 @@ def token_losses(logits, targets):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
+class Adam(keras.optimizers.Adam):
+    """Keras' Adam, applying gradients that `train_step` has already summed over replicas.
+
+    In a replica context Keras 3 sums the gradients over replicas inside `apply_gradients`
+    (`_all_reduce_sum_gradients`), after any `clipnorm`/`global_clipnorm` it applies, so each
+    replica's gradient would be clipped on its own. `train_step` sums first, then clips the
+    global norm of the whole gradient, then applies through this class, which skips the second
+    sum. The hook is private: setup.py pins the Keras range and a test checks that two
+    replicas train the same model as one device.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return grads_and_vars
+
+
+def make_optimizer(learning_rate: float) -> Adam:
+    if not hasattr(keras.optimizers.Adam, "_all_reduce_sum_gradients"):
+        raise RunError(f"Keras {keras.__version__} is not supported (its optimizer no longer "
+                       f"has _all_reduce_sum_gradients); install the Keras that setup.py pins: "
+                       f"pip install .")
+    return Adam(learning_rate=learning_rate)
+
+
 def train_step(model, optimizer, inputs, targets, state, grad_clip: float):
-    """One step of truncated BPTT.
+    """One step of truncated BPTT, in one replica (or on the one device).
 
     Args:
       model: a back-end (see `tfcharrnn.models`).
-      optimizer: a Keras optimizer; its learning rate is set by the caller.
-      inputs, targets: int32 [B, T]; targets are inputs shifted one token ahead.
-      state: the carried state (list of [B, H]) from the previous window of the same streams.
+      optimizer: from `make_optimizer`; its learning rate is set by the caller.
+      inputs, targets: int32 [b, T], this replica's rows of the global batch [B, T]
+        (b = B / replicas); targets are inputs shifted one token ahead.
+      state: this replica's carried state (list of [b, H]) from the previous window.
       grad_clip: global-norm clipping threshold; 0 disables clipping.
     Returns:
-      loss (mean nats per token), grad_norm (global norm before clipping), new state with no
-      gradient path back into this window.
+      loss (this replica's share of the global mean in nats per token: summed over replicas
+      it is the mean over the global batch), grad_norm (global norm of the whole gradient
+      before clipping, the same in every replica), new state with no gradient path back
+      into this window.
     """
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync
+    # Every replica has b x T tokens, so the global batch has b x T x replicas.
+    global_tokens = tf.cast(tf.size(targets) * replicas, tf.float32)
     with tf.GradientTape() as tape:
-        logits, new_state = model(inputs, state, training=True)  # [B, T, V]
-        loss = tf.reduce_mean(token_losses(logits, targets))
+        logits, new_state = model(inputs, state, training=True)  # [b, T, V]
+        loss = tf.reduce_sum(token_losses(logits, targets)) / global_tokens
     variables = model.trainable_variables
     grads = tape.gradient(loss, variables)
+    if replicas > 1:
+        # Dense first: all-reducing IndexedSlices (the embedding's gradient) concatenates
+        # rows, and Adam's square and the global norm would then see unmerged duplicate rows.
+        grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                               [tf.convert_to_tensor(g) for g in grads])
     if grad_clip > 0:
         grads, grad_norm = tf.clip_by_global_norm(grads, grad_clip)
     else:
@@ -50,7 +89,7 @@ def eval_step(model, inputs, targets, state):
 
 
 def compile_train_step(model, optimizer, grad_clip: float):
-    """`train_step` bound to one model and optimizer, compiled once."""
+    """`train_step` bound to one model and optimizer, compiled once (one device)."""
     return tf.function(lambda x, y, s: train_step(model, optimizer, x, y, s, grad_clip))
 
 

@@ -8,8 +8,10 @@ import tensorflow as tf
 
 class SummaryWriter:
 
-    def __init__(self, logdir: str):
-        self._writer = tf.summary.create_file_writer(logdir)
+    def __init__(self, logdir):
+        """logdir None: write nothing (a worker that is not the chief)."""
+        self._writer = (tf.summary.create_file_writer(logdir) if logdir is not None
+                        else tf.summary.create_noop_writer())
 
     def scalars(self, step: int, values: dict):
         with self._writer.as_default(step=step):

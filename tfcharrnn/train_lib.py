@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfcharrnn import checkpoints, corpus, dataset, steps
+from tfcharrnn import checkpoints, corpus, dataset, distribute, steps
 from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
@@ -86,9 +86,8 @@ def prepare_run_dir(config: RunConfig, overwrite: bool = False):
     return checkpoints.load_vocab(run_dir)
 
 
-def evaluate_batches(eval_fn, model, batches: StreamBatches) -> float:
-    """Mean nats per token over all batches, carrying the state from a zero start."""
-    state = model.initial_state(batches.batch_size)
+def evaluate_batches(eval_fn, state, batches: StreamBatches) -> float:
+    """Mean nats per token over all batches, carrying the state from `state` (zeros)."""
     total, count = 0.0, 0
     for x, y in batches:
         loss_sum, n, state = eval_fn(x, y, state)
@@ -119,27 +118,40 @@ def learning_rate(config, epoch: int) -> float:
 def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> dict:
     """Trains (or resumes) the run in `config.train.checkpoint_dir`.
 
+    Every worker of a multi-worker run calls this with the same config; only the chief
+    (`replicas.is_chief`) writes into the run directory and the log directory.
+
     Returns:
       dict with the final step, last train loss and best validation loss (nats per token).
     """
     out = out or sys.stdout
     tc, dc = config.train, config.data
-    saved_vocab = prepare_run_dir(config, overwrite)
+    replicas = distribute.replicas(config.distribute)  # before any other TensorFlow op
+    replicas.check_batch_size(dc.batch_size)
+    chief = replicas.is_chief
+    saved_vocab = prepare_run_dir(config, overwrite) if chief else None
     data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out))
     vocab = data.vocab
 
     keras.utils.set_random_seed(tc.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model(config.model, len(vocab), seed=tc.seed)
-    optimizer = keras.optimizers.Adam(learning_rate=tc.learning_rate)
-    optimizer.build(model.trainable_variables)
-    ckpt = checkpoints.TrainingCheckpoint(tc.checkpoint_dir, model, optimizer, model.state_shapes,
-                                          dc.batch_size, tc.keep_checkpoints)
-    resumed = ckpt.restore_latest()
-    if saved_vocab is None:
-        checkpoints.save_run_files(tc.checkpoint_dir, config, vocab)
+    with replicas.scope():
+        model = build_model(config.model, len(vocab), seed=tc.seed)
+        optimizer = steps.make_optimizer(tc.learning_rate)
+        # Built here, eagerly: built lazily inside the first replicated step it fails
+        # (keras-team/keras#23085).
+        optimizer.build(model.trainable_variables)
+        ckpt = checkpoints.TrainingCheckpoint(tc.checkpoint_dir, model, optimizer,
+                                              model.state_shapes, dc.batch_size,
+                                              tc.keep_checkpoints)
+    if chief:
+        ckpt.restore_latest(log=lambda m: print(m, file=out))
+        if saved_vocab is None:
+            checkpoints.save_run_files(tc.checkpoint_dir, config, vocab)
+    replicas.broadcast_from_chief(ckpt.variables())
     step = int(ckpt.step.numpy())
-    writer = SummaryWriter(tc.resolved_logdir)
+    resumed = step > 0
+    writer = SummaryWriter(tc.resolved_logdir if chief else None)
     if step == 0:
         writer.hparams(config.to_dict())
 
@@ -153,7 +165,8 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
           f"vocabulary, {len(data.train) * data.train.tokens_per_batch:,} training tokens in "
           f"{num_batches} batches of {dc.batch_size}x{dc.seq_len}; {config.model.backend} "
           f"{config.model.num_layers}x{config.model.hidden_size} {config.model.model}, "
-          f"{params:,} parameters", file=out)
+          f"{params:,} parameters"
+          + (f"; {replicas.describe()}" if replicas.describe() else ""), file=out)
     if resumed:
         print(f"resuming {tc.checkpoint_dir} at step {step} "
               f"(epoch {step // num_batches}, batch {step % num_batches})", file=out)
@@ -163,23 +176,27 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
         return {"step": step, "train_loss": None, "val_loss": None,
                 "best_val_loss": float(ckpt.best_val_loss.numpy())}
 
-    train_fn = steps.compile_train_step(model, optimizer, tc.grad_clip)
-    eval_fn = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s), reduce_retracing=True)
-    preview = inference.sampler(model, "sample", seed=tc.seed)
+    train_fn = replicas.compile_train_step(model, optimizer, tc.grad_clip)
+    eval_fn = replicas.compile_eval_step(model)
+    preview = inference.sampler(model, "sample", seed=tc.seed) if chief else None
     preview_prime = vocab.start_ids()[None, :]
+
+    def zero_state():
+        return replicas.distribute_state(model.initial_state(dc.batch_size))
 
     def validate(step):
         """Loss over the whole validation split, logged with a text sample; returns the loss."""
-        val = evaluate_batches(eval_fn, model, data.val)
+        val = evaluate_batches(eval_fn, zero_state(), data.val)
         check_diverged(val, step, len(vocab), ckpt.latest.latest_checkpoint)
         writer.scalars(step, {"val/loss": val, f"val/bits_per_{unit}": val / LN2,
                               "val/perplexity": math.exp(val)})
-        tokens = np.concatenate(list(preview.generate(preview_prime, model.initial_state(1),
-                                                      tc.sample_length)), axis=1)[0]
-        writer.text(step, "sample", vocab.decode(tokens))
+        if preview is not None:
+            tokens = np.concatenate(list(preview.generate(
+                preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0]
+            writer.text(step, "sample", vocab.decode(tokens))
         return val
 
-    state = ckpt.carried_state() if resumed else model.initial_state(dc.batch_size)
+    state = replicas.distribute_state(ckpt.carried_state()) if resumed else zero_state()
     epoch = None
     loss = grad_norm = float("nan")
     best = float(ckpt.best_val_loss.numpy())
@@ -187,20 +204,26 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     tokens_per_sec = 0.0
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    stopped_by = None  # why training stops early; the same on every worker
     with GracefulStop() as stop:
         try:
-            while step < total_steps and not stop.requested:
+            while step < total_steps and not stopped_by:
                 batch_epoch, b = divmod(step, num_batches)
                 if batch_epoch != epoch:
                     epoch = batch_epoch
                     optimizer.learning_rate = learning_rate(config, epoch)
                     if b == 0:  # each epoch starts every stream from a zero state
-                        state = model.initial_state(dc.batch_size)
+                        state = zero_state()
                 x, y = data.train[b]
                 t0 = time.perf_counter()
                 state_in = state
-                loss_t, grad_norm_t, state = train_fn(x, y, state)
+                # A stop asked for on any worker reaches every worker through the step, so
+                # all of them save the same step and stop together.
+                loss_t, grad_norm_t, state, stop_any = train_fn(
+                    x, y, state, tf.constant(1.0 if stop.requested else 0.0))
                 loss, grad_norm = float(loss_t), float(grad_norm_t)
+                if float(stop_any) > 0:
+                    stopped_by = stop.requested or "a stop on another worker"
                 dt = time.perf_counter() - t0
                 step += 1
                 ckpt.step.assign(step)
@@ -226,24 +249,26 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
                               f"{loss:.4f}, val loss {last_val:.4f} nats/{unit} "
                               f"({last_val / LN2:.3f} bits/{unit}, perplexity "
                               f"{math.exp(last_val):.2f}){' *best*' if improved else ''}", file=out)
-                if improved or step % tc.resolved_save_every == 0 or is_last or stop.requested:
+                if improved or step % tc.resolved_save_every == 0 or is_last or stopped_by:
                     if not validated:
                         # The training loss above was that of the weights before this step's
                         # update; check the updated weights before saving them.
                         loss_sum, n, _ = eval_fn(x, y, state_in)
-                        check_diverged(float(loss_sum) / int(n), step, len(vocab),
+                        check_diverged(float(loss_sum) / float(n), step, len(vocab),
                                        ckpt.latest.latest_checkpoint)
-                    ckpt.save(state, best=improved)
-                    writer.flush()
+                    carried = replicas.gather_state(state)  # every worker takes part
+                    if chief:
+                        ckpt.save(carried, best=improved)
+                        writer.flush()
         finally:
             bar.close()
             writer.close()
-    if stop.requested:
-        print(f"stopped by {stop.requested} at step {step}; a checkpoint was saved in "
+    if stopped_by:
+        print(f"stopped by {stopped_by} at step {step}; a checkpoint was saved in "
               f"{tc.checkpoint_dir}. To resume, run the same train command again.", file=out)
-    summary = {"step": step, "train_loss": loss, "stopped_by": stop.requested,
+    summary = {"step": step, "train_loss": loss, "stopped_by": stopped_by,
                "best_val_loss": best if math.isfinite(best) else None, "val_loss": last_val}
-    if stop.requested:
+    if stopped_by:
         return summary
     print(f"done at step {step}: train loss {loss:.4f}"
           + (f", best val loss {best:.4f} nats/{unit}" if math.isfinite(best) else "")
