@@ -21,6 +21,7 @@ from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.interrupts import GracefulStop
 from tfcharrnn.models import build_model, inference
+from tfcharrnn.run_lock import LOCK_FILE, RunLock
 from tfcharrnn.summaries import SummaryWriter
 
 LN2 = math.log(2.0)
@@ -57,23 +58,32 @@ def prepare_data(config: RunConfig, saved_vocab=None, log=print) -> Data:
                      if dc.val_fraction > 0 else None))
 
 
-def prepare_run_dir(config: RunConfig, overwrite: bool = False):
-    """Checks the run directory; returns the saved vocabulary when resuming, else None.
-
-    An existing run is resumed only if its config matches `config` (except how long to train
-    and how often to evaluate/save). `overwrite` moves the old run aside; nothing is deleted.
-    """
-    run_dir = config.train.checkpoint_dir
+def check_run_dir_path(run_dir: str):
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UsageError(f"--checkpoint_dir is a file, not a directory: {run_dir}")
-    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+
+
+def prepare_run_dir(config: RunConfig, overwrite: bool = False, lock: RunLock = None):
+    """Checks the run directory; returns the saved vocabulary when resuming, else None.
+
+    An existing run is resumed only if its config matches `config` (except how long to train,
+    how often to evaluate/save and where it runs). `overwrite` moves the old run aside (and
+    `lock`, held on the directory, with it); nothing is deleted.
+    """
+    run_dir = config.train.checkpoint_dir
+    check_run_dir_path(run_dir)
+    if not os.path.isdir(run_dir) or not set(os.listdir(run_dir)) - {LOCK_FILE}:
         return None
     if not os.path.isfile(os.path.join(run_dir, checkpoints.CONFIG_FILE)):
         raise UsageError(f"{run_dir} is not empty and holds no {checkpoints.CONFIG_FILE}, so it "
                          f"is not a tfcharrnn run; pass another --checkpoint_dir")
     if overwrite:
         moved = f"{run_dir.rstrip(os.sep)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+        if lock is not None:
+            lock.release()
         os.rename(run_dir, moved)
+        if lock is not None:
+            lock.acquire()  # the new, empty run directory
         print(f"--overwrite: moved the previous run to {moved}")
         return None
     saved = checkpoints.load_run_config(run_dir)
@@ -125,11 +135,21 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
       dict with the final step, last train loss and best validation loss (nats per token).
     """
     out = out or sys.stdout
-    tc, dc = config.train, config.data
     replicas = distribute.replicas(config.distribute)  # before any other TensorFlow op
-    replicas.check_batch_size(dc.batch_size)
+    replicas.check_batch_size(config.data.batch_size)
+    with replicas.stop_if_a_worker_is_lost():
+        if not replicas.is_chief:  # writes nothing into the run directory, so holds no lock
+            return _train(config, replicas, None, out)
+        run_dir = config.train.checkpoint_dir
+        check_run_dir_path(run_dir)
+        with RunLock(run_dir, log=lambda m: print(m, file=out)) as lock:
+            saved_vocab = prepare_run_dir(config, overwrite, lock)
+            return _train(config, replicas, saved_vocab, out)
+
+
+def _train(config: RunConfig, replicas, saved_vocab, out) -> dict:
+    tc, dc = config.train, config.data
     chief = replicas.is_chief
-    saved_vocab = prepare_run_dir(config, overwrite) if chief else None
     data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out))
     vocab = data.vocab
 

@@ -11,10 +11,12 @@ A checkpoint holds the carried state of all B streams in global order (`gather_s
 `distribute_state` cuts it again for whatever strategy resumes it.
 """
 
+import contextlib
+
 import tensorflow as tf
 
 from tfcharrnn import steps
-from tfcharrnn.errors import UsageError
+from tfcharrnn.errors import RunError, UsageError
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -42,6 +44,20 @@ class Replicas:
 
     def scope(self):
         return self.strategy.scope()
+
+    @contextlib.contextmanager
+    def stop_if_a_worker_is_lost(self):
+        """A worker that died makes the others' next collective fail within seconds (a killed
+        peer at once, a frozen one by missed heartbeats); turn that into one error line."""
+        try:
+            yield
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.AbortedError, tf.errors.CancelledError) as e:
+            if self.cluster.num_workers == 1:
+                raise
+            raise RunError(f"worker {self.cluster.index} lost contact with another worker "
+                           f"({type(e).__name__}); every worker stops: start all of them "
+                           f"again to resume from the last checkpoint") from None
 
     def describe(self) -> str:
         if self.cluster.num_workers > 1:

@@ -13,7 +13,8 @@ Logical CPU devices must be configured before TensorFlow initializes its devices
 """
 
 import os
-import threading
+import subprocess
+import sys
 
 import tensorflow as tf
 
@@ -60,41 +61,42 @@ def _local_devices(num_replicas: int) -> list:
 
 
 def _multi_worker(cluster, timeout: float):
-    """MultiWorkerMirroredStrategy, or a one-line error if the workers are not all up in time.
+    """MultiWorkerMirroredStrategy, or one error line if the workers are not all up in time.
 
     Its constructor blocks until every worker has connected, with no deadline of its own
-    (CommunicationOptions' timeout does not cover start-up), so it runs in a helper thread and
-    the deadline is ours.
+    (CommunicationOptions' timeout does not cover start-up), and it blocks inside TensorFlow's
+    C++ code holding the GIL, so neither a Python thread nor a signal handler can interrupt
+    it. A watchdog process does: if the constructor has not returned within `timeout`, it
+    prints the error line and kills this process (exit status 137).
     """
-    result = {}
-
-    def start():
-        try:
-            options = tf.distribute.experimental.CommunicationOptions(
-                implementation=tf.distribute.experimental.CommunicationImplementation.RING)
-            result["strategy"] = tf.distribute.MultiWorkerMirroredStrategy(
-                communication_options=options)
-        except Exception as e:  # reported below, in the calling thread
-            result["error"] = e
-
-    thread = threading.Thread(target=start, name="start-workers", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        others = ", ".join(w for i, w in enumerate(cluster.workers) if i != cluster.index)
-        raise StartupTimeout(
-            f"worker {cluster.index} waited {timeout:g} s and not every worker of TF_CONFIG "
-            f"came up ({others}); start every worker with the same command and its own "
-            f"TF_CONFIG task index, or raise --startup_timeout")
-    if "error" in result:
-        e = result["error"]
+    others = ", ".join(w for i, w in enumerate(cluster.workers) if i != cluster.index)
+    message = (f"error: worker {cluster.index} waited {timeout:g} s and not every worker of "
+               f"TF_CONFIG came up ({others}); start every worker with the same command and "
+               f"its own TF_CONFIG task index, or raise --startup_timeout")
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()),
+                                 str(timeout), message], stdin=subprocess.PIPE)
+    try:
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise UsageError(f"could not start worker {cluster.index} at "
                          f"{cluster.workers[cluster.index]} ({reason}); check TF_CONFIG's "
-                         f"addresses and that the port is free")
-    return result["strategy"]
+                         f"addresses and that the port is free") from None
+    finally:
+        watchdog.stdin.close()  # the watchdog sees end of input and exits
+        watchdog.wait()
 
 
-class StartupTimeout(RunError):
-    """The process must end without waiting for the thread stuck in the strategy's start."""
-    hard_exit = True
+# Waits until its standard input closes (the strategy started, or the parent died) or the
+# deadline passes; then prints the message and kills the parent.
+_WATCHDOG = """
+import os, select, signal, sys
+pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+ready, _, _ = select.select([sys.stdin], [], [], seconds)
+if not ready:
+    sys.stderr.write(message + "\\n")
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""

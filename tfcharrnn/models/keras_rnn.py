@@ -22,14 +22,15 @@ hand-written backward-through-time kernels of `bptt.py` instead of Keras' generi
 `tf.while_loop` under autodiff, which on CPU forms every weight gradient as a hundred small
 per-step products. That made the 2 x 512 LSTM train step 1.7x faster. Layers configured
 outside what the kernels compute (masking, go_backwards, built-in dropout, other activations)
-fall back to Keras' loop; a test checks both give the same outputs and gradients.
+fall back to Keras' loop; a test checks both give the same outputs and gradients. On a GPU
+the LSTM and GRU leave their loop to Keras, which runs cuDNN there (`devices.py`).
 """
 
 import keras
 import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import manual, wavefront
+from tfcharrnn.models import devices, manual, wavefront
 from tfcharrnn.models.cells import STATES_PER_LAYER
 
 
@@ -41,6 +42,8 @@ class _BPTTKernel:
 
     def _kernel_applies(self, mask) -> bool:
         cell = self.cell
+        if self.cell_type in ("lstm", "gru") and devices.gpu_available():
+            return False  # Keras' inner_loop runs cuDNN there (see devices.py)
         return (self.use_bptt_kernel and mask is None and not self.go_backwards
                 and not self.unroll and not cell.dropout and not cell.recurrent_dropout
                 and cell.use_bias and cell.activation is keras.activations.tanh
@@ -80,6 +83,23 @@ class LSTM(_BPTTKernel, keras.layers.LSTM):
 _LAYERS = {"rnn": SimpleRNN, "gru": GRU, "lstm": LSTM}
 
 
+class ReplicaDropout(keras.layers.Dropout):
+    """Keras' Dropout, with independent masks in every replica of a tf.distribute strategy.
+
+    Under a strategy the layer's seed generator is one mirrored variable, so every replica
+    would draw the same mask for its rows. With several replicas the replica's index is folded
+    into the drawn seed; with one, this is Keras' Dropout unchanged.
+    """
+
+    def call(self, inputs, training=False):
+        ctx = tf.distribute.get_replica_context()
+        if not (training and self.rate > 0) or ctx is None or ctx.num_replicas_in_sync == 1:
+            return super().call(inputs, training=training)
+        seed = tf.cast(self.seed_generator.next(), tf.int64)                 # [2]
+        seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+
+
 def _uniform(hidden_size):
     limit = 1.0 / hidden_size ** 0.5
     return keras.initializers.RandomUniform(-limit, limit)
@@ -106,7 +126,7 @@ class KerasRNN(keras.Model):
             for i in range(config.num_layers)]
         # One dropout per layer boundary plus one before the softmax; each gets its own seed so
         # the masks of different layers are independent.
-        self.dropouts = [keras.layers.Dropout(config.dropout, seed=seed + i, name=f"dropout_{i}")
+        self.dropouts = [ReplicaDropout(config.dropout, seed=seed + i, name=f"dropout_{i}")
                          for i in range(config.num_layers)] if config.dropout > 0 else []
         self.softmax = keras.layers.Dense(vocab_size, name="softmax",
                                           kernel_initializer=_uniform(hidden),
