@@ -1,4 +1,20 @@
+import os
+
 from setuptools import find_packages, setup
+
+# One TensorFlow distribution, never two: `tensorflow-cpu` and `tensorflow` ship the same
+# files, and installing one over the other breaks both. On Linux x86-64 the default is the
+# CPU-only build (no CUDA download); TFCHARRNN_GPU=1 asks for TensorFlow with its CUDA
+# libraries instead (the `and-cuda` extra), for a machine with an NVIDIA GPU. Elsewhere the
+# regular `tensorflow` package is the only one.
+if os.environ.get("TFCHARRNN_GPU", "") == "1":
+    TENSORFLOW = ["tensorflow[and-cuda]>=2.21; sys_platform == 'linux'",
+                  "tensorflow>=2.21; sys_platform != 'linux'"]
+else:
+    TENSORFLOW = [
+        "tensorflow-cpu>=2.21; sys_platform == 'linux' and platform_machine == 'x86_64'",
+        "tensorflow>=2.21; sys_platform != 'linux' or platform_machine != 'x86_64'",
+    ]
 
 setup(
     name="tfcharrnn",
@@ -11,11 +27,10 @@ setup(
     packages=find_packages(include=["tfcharrnn", "tfcharrnn.*", "flags", "flags.*"]),
     package_data={"tfcharrnn": ["data/*.txt"]},
     include_package_data=True,
-    install_requires=[
-        # The CPU-only build on Linux x86-64 (no CUDA download); the regular one elsewhere.
-        "tensorflow-cpu>=2.21; sys_platform == 'linux' and platform_machine == 'x86_64'",
-        "tensorflow>=2.21; sys_platform != 'linux' or platform_machine != 'x86_64'",
-        "keras>=3.10",
+    install_requires=TENSORFLOW + [
+        # <3.16: the train step relies on Keras' private optimizer hook
+        # _all_reduce_sum_gradients (tfcharrnn/steps.py); the replica tests check it.
+        "keras>=3.10,<3.16",
         "tensorboard>=2.21",  # no longer pulled in by TensorFlow
         "absl-py>=2.1",
         "numpy>=1.26",

@@ -24,8 +24,12 @@ def start_training(args):
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "tfcharrnn.train", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    header = proc.stdout.readline()  # printed once the model is built, before the first step
-    assert "parameters" in header, header + proc.stderr.read()
+    # The header is printed once the model is built, before the first step; before it may come
+    # a note that the lock of a killed run was taken over.
+    header = proc.stdout.readline()
+    if "took over the lock" in header:
+        header = proc.stdout.readline()
+    assert "parameters" in header, header
     return proc
 
 

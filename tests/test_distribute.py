@@ -481,3 +481,40 @@ def test_on_a_gpu_keras_lstm_and_gru_leave_their_loop_to_keras(cell, monkeypatch
         np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(w), atol=1e-5)
     assert {k: v.shape for k, v in gpu_model.named_variables().items()} == \
         {k: v.shape for k, v in cpu_model.named_variables().items()}
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_install_asks_for_one_tensorflow(tmp_path, gpu):
+    env = dict(os.environ)
+    env.pop("TFCHARRNN_GPU", None)
+    if gpu:
+        env["TFCHARRNN_GPU"] = "1"
+    r = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base",
+                        str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    requires = (tmp_path / "tfcharrnn.egg-info" / "requires.txt").read_text()
+    linux_x86 = {"sys_platform": "linux", "platform_machine": "x86_64"}
+    wanted = [line for line in requires.splitlines() if line.startswith("tensorflow")]
+    # requires.txt groups requirements with markers under [:marker] sections.
+    sections, current = {}, ""
+    for line in requires.splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif line.startswith("tensorflow"):
+            sections.setdefault(current, []).append(line)
+    from packaging.markers import Marker
+    chosen = [req for marker, reqs in sections.items() for req in reqs
+              if not marker or Marker(marker.lstrip(":")).evaluate(linux_x86)]
+    assert wanted and chosen == (["tensorflow[and-cuda]>=2.21"] if gpu
+                                 else ["tensorflow-cpu>=2.21"]), requires
+
+
+def test_two_tensorflow_distributions_are_refused(monkeypatch):
+    from importlib import metadata
+    from tfcharrnn import cli
+    from tfcharrnn.errors import TfcharrnnError
+    monkeypatch.setattr(metadata, "version", lambda name: "2.21.0")
+    with pytest.raises(TfcharrnnError, match=r"two TensorFlow distributions are installed "
+                                             r"\(tensorflow 2.21.0, tensorflow-cpu 2.21.0\)"):
+        cli._check_one_tensorflow()

@@ -33,6 +33,7 @@ def import_tensorflow(verbosity: int):
     kernels back, which were faster there for the 2 x 512 basic RNN (about 9%).
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    _check_one_tensorflow()
     if verbosity >= 0:
         import tensorflow  # noqa: F401
         return
@@ -54,6 +55,23 @@ def import_tensorflow(verbosity: int):
     tf.get_logger().setLevel("ERROR")
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def _check_one_tensorflow():
+    """`tensorflow-cpu` and `tensorflow` ship the same files: with both installed, whichever
+    came last overwrote parts of the other, and TensorFlow fails in odd ways."""
+    from importlib import metadata
+    installed = []
+    for name in ("tensorflow", "tensorflow-cpu"):
+        try:
+            installed.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    if len(installed) > 1:
+        raise TfcharrnnError(
+            f"two TensorFlow distributions are installed ({', '.join(installed)}), whose files "
+            f"overwrite each other; run `pip uninstall -y tensorflow tensorflow-cpu`, then "
+            f"install again as the README says (TFCHARRNN_GPU=1 for the GPU build)")
 
 
 def _parse_flags(argv):
@@ -83,8 +101,8 @@ def run(main):
         if len(argv) > 1:
             _fail(f"unexpected argument(s): {' '.join(argv[1:])}; flags look like --name=value",
                   2)
-        import_tensorflow(verbosity())
         try:
+            import_tensorflow(verbosity())
             main(argv)
         except TfcharrnnError as e:
             if verbosity() >= 1:
