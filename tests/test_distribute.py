@@ -278,6 +278,25 @@ def test_a_worker_whose_peers_never_come_up_stops_with_one_line(tmp_path, corpus
     assert not (tmp_path / "run").exists()  # nothing was written
 
 
+def test_a_worker_whose_port_is_taken_gets_a_usage_error(tmp_path, corpus_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CONFIG=json.dumps(
+        {"cluster": {"worker": [f"127.0.0.1:{port}", f"127.0.0.1:{free_ports(1)[0]}"]},
+         "task": {"type": "worker", "index": 0}}))
+    try:
+        r = subprocess.run([sys.executable, "-m", "tfcharrnn.train",
+                            *cli_args(corpus_path, tmp_path / "run", "keras"),
+                            "--distribution_strategy=multi_worker_mirrored",
+                            "--startup_timeout=60"],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    finally:
+        taken.close()
+    assert_one_line_error(r, 2, rf"could not start worker 0 at 127.0.0.1:{port} .*port is free")
+
+
 @pytest.mark.parametrize("text,pattern", [
     ("", "is not set"),
     ("{not json", "is not valid JSON"),
