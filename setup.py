@@ -25,7 +25,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfcharrnn", "tfcharrnn.*", "flags", "flags.*"]),
-    package_data={"tfcharrnn": ["data/*.txt"]},
+    package_data={"tfcharrnn": ["data/*.txt"], "flags": ["presets/*.cfg"]},
     include_package_data=True,
     install_requires=TENSORFLOW + [
         # <3.16: the train step relies on Keras' private optimizer hook
@@ -38,7 +38,8 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "matplotlib>=3.8"],
+        "plot": ["matplotlib>=3.8"],   # python -m tfcharrnn.plot
         "bench": ["torch==2.13.0"],
     },
 )

@@ -7,9 +7,12 @@ Defaults come from the dataclasses in `tfcharrnn.config`, so the two cannot drif
 """
 
 from flags.definitions import (define_data_flags, define_eval_flags, define_model_flags,
-                               define_sample_flags, define_score_flags, define_train_flags,
-                               eval_config, run_config, sample_config, score_config)
+                               define_plot_flags, define_sample_flags, define_score_flags,
+                               define_train_flags, eval_config, plot_config, run_config,
+                               sample_config, score_config)
+from flags.presets import with_preset
 
 __all__ = ["define_data_flags", "define_model_flags", "define_train_flags",
            "define_sample_flags", "define_eval_flags", "define_score_flags", "run_config",
-           "sample_config", "eval_config", "score_config"]
+           "define_plot_flags", "sample_config", "eval_config", "score_config", "plot_config",
+           "with_preset"]

@@ -2,12 +2,13 @@
 
 from absl import flags
 
+from flags import presets
 from tfcharrnn import config as cfg
 
 FLAGS = flags.FLAGS
 _D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
 _S, _E, _C = cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig
-_X = cfg.DistributeConfig
+_X, _P = cfg.DistributeConfig, cfg.PlotConfig
 
 
 def define_data_flags(fv=FLAGS):
@@ -76,6 +77,7 @@ def define_distribute_flags(fv=FLAGS):
 
 
 def define_train_flags(fv=FLAGS):
+    flags.DEFINE_string("preset", _T.preset, presets.help_text(), flag_values=fv)
     define_data_flags(fv)
     define_model_flags(fv)
     define_distribute_flags(fv)
@@ -94,6 +96,9 @@ def define_train_flags(fv=FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("max_steps", _T.max_steps,
                          "Stop after this many steps in total (0 = no limit).", flag_values=fv)
+    flags.DEFINE_float("max_minutes", _T.max_minutes,
+                       "Stop after this many minutes of wall time in this invocation, then "
+                       "validate and save as at --max_steps (0 = no limit).", flag_values=fv)
     flags.DEFINE_integer("eval_every", _T.eval_every,
                          "Validate (and log a text sample) every this many steps.",
                          flag_values=fv)
@@ -167,6 +172,15 @@ def define_score_flags(fv=FLAGS):
                          flag_values=fv)
 
 
+def define_plot_flags(fv=FLAGS):
+    flags.DEFINE_string("logdir", _P.logdir,
+                        "A run's TensorBoard logs, or a folder of runs (one curve per run).",
+                        flag_values=fv)
+    flags.DEFINE_string("out", _P.out, "PNG file to write.", flag_values=fv)
+    flags.DEFINE_string("tag", _P.tag, "TensorBoard scalar to draw against minutes.",
+                        flag_values=fv)
+
+
 def _values(fv, dataclass):
     import dataclasses
     return {f.name: fv[f.name].value for f in dataclasses.fields(dataclass) if f.name in fv}
@@ -189,3 +203,7 @@ def eval_config(fv=FLAGS) -> cfg.EvalConfig:
 
 def score_config(fv=FLAGS) -> cfg.ScoreConfig:
     return _C(**_values(fv, _C))
+
+
+def plot_config(fv=FLAGS) -> cfg.PlotConfig:
+    return _P(**_values(fv, _P))

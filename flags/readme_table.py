@@ -11,7 +11,8 @@ from flags import definitions
 COMMANDS = [("train", definitions.define_train_flags),
             ("sample", definitions.define_sample_flags),
             ("evaluate", definitions.define_eval_flags),
-            ("score", definitions.define_score_flags)]
+            ("score", definitions.define_score_flags),
+            ("plot", definitions.define_plot_flags)]
 
 
 def _default(value) -> str:

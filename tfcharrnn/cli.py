@@ -74,9 +74,9 @@ def _check_one_tensorflow():
             f"install again as the README says (TFCHARRNN_GPU=1 for the GPU build)")
 
 
-def _parse_flags(argv):
+def _parse_flags(argv, expand_argv=None):
     try:
-        return FLAGS(argv)
+        return FLAGS(expand_argv(argv) if expand_argv else argv)
     except flags.Error as e:
         _fail(f"{e}; run with --helpshort to list the flags", 2)
 
@@ -95,8 +95,9 @@ def verbosity() -> int:
     return FLAGS.verbosity if FLAGS["verbosity"].present else -1
 
 
-def run(main):
-    """Runs `main(argv)` as an absl app with tfcharrnn's error handling."""
+def run(main, expand_argv=None):
+    """Runs `main(argv)` as an absl app with tfcharrnn's error handling. `expand_argv`
+    rewrites the command line before absl parses it (train's --preset)."""
     def wrapped(argv):
         if len(argv) > 1:
             _fail(f"unexpected argument(s): {' '.join(argv[1:])}; flags look like --name=value",
@@ -110,7 +111,7 @@ def run(main):
             _fail(str(e), e.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-    app.run(wrapped, flags_parser=_parse_flags)
+    app.run(wrapped, flags_parser=lambda argv: _parse_flags(argv, expand_argv))
 
 
 __all__ = ["run", "import_tensorflow"]

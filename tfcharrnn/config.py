@@ -107,11 +107,13 @@ class TrainConfig:
     grad_clip: float = 5.0           # global-norm gradient clipping threshold (0 = off)
     num_epochs: int = 20             # stop after this many passes over the training split
     max_steps: int = 0               # stop after this many train steps in total (0 = no limit)
+    max_minutes: float = 0.0         # stop after this many minutes of this invocation (0 = none)
     eval_every: int = 200            # validate every this many steps (and at the end)
     save_every: int = 0              # checkpoint every this many steps (0 = at each evaluation)
     keep_checkpoints: int = 3        # how many of the latest checkpoints to keep
     sample_length: int = 200         # length of the text sample logged at each evaluation
     seed: int = 42                   # seeds weights, dropout and logged samples
+    preset: str = ""                 # the --preset the values came from ("" = none)
 
     def __post_init__(self):
         if not self.learning_rate > 0:
@@ -123,7 +125,7 @@ class TrainConfig:
         _positive("num_epochs", self.num_epochs)
         _positive("eval_every", self.eval_every)
         _positive("keep_checkpoints", self.keep_checkpoints)
-        for name in ("max_steps", "save_every", "sample_length"):
+        for name in ("max_steps", "max_minutes", "save_every", "sample_length"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name} must be 0 or more, got {getattr(self, name)}")
 
@@ -206,8 +208,10 @@ def _from_dict(cls, d, section):
 # batch on any number of replicas). Everything else defines the model, the data stream or the
 # optimization and must match.
 RESUMABLE_FIELDS = frozenset({
-    "train.num_epochs", "train.max_steps", "train.eval_every", "train.save_every",
+    "train.num_epochs", "train.max_steps", "train.max_minutes", "train.eval_every",
+    "train.save_every",
     "train.keep_checkpoints", "train.logdir", "train.sample_length", "train.checkpoint_dir",
+    "train.preset",
     "distribute.distribution_strategy", "distribute.num_replicas", "distribute.startup_timeout",
 })
 
@@ -281,3 +285,16 @@ class ScoreConfig:
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
         _choice("unit", self.unit, SCORE_UNITS)
         _positive("window", self.window)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotConfig:
+    logdir: str = "checkpoints"      # a run's logs, or a folder of runs (one curve per run)
+    out: str = "curves.png"          # the PNG file to write
+    tag: str = "val/loss"            # the TensorBoard scalar to draw
+
+    def __post_init__(self):
+        if not self.out.lower().endswith(".png"):
+            raise UsageError(f"--out must name a .png file, got {self.out!r}")
+        if not self.tag:
+            raise UsageError("--tag must name a TensorBoard scalar, e.g. --tag=val/loss")

@@ -1,6 +1,7 @@
 """Train a recurrent language model: python -m tfcharrnn.train --model=lstm
 
-Trains on the bundled tiny-shakespeare unless --data_path is given, writes checkpoints,
+Trains on the bundled tiny-shakespeare unless --data_path is given (--preset=NAME loads a
+named set of flag values, which flags on the command line override), writes checkpoints,
 config.json and vocab.json to --checkpoint_dir (default checkpoints/<model>) and TensorBoard
 logs to <checkpoint_dir>/logs. Running it again on the same directory resumes.
 """
@@ -20,4 +21,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, expand_argv=tfcharrnn_flags.with_preset)

@@ -135,19 +135,20 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
       dict with the final step, last train loss and best validation loss (nats per token).
     """
     out = out or sys.stdout
+    started = time.monotonic()  # --max_minutes counts the wall time of this invocation
     replicas = distribute.replicas(config.distribute)  # before any other TensorFlow op
     replicas.check_batch_size(config.data.batch_size)
     with replicas.stop_if_a_worker_is_lost():
         if not replicas.is_chief:  # writes nothing into the run directory, so holds no lock
-            return _train(config, replicas, None, out)
+            return _train(config, replicas, None, out, started)
         run_dir = config.train.checkpoint_dir
         check_run_dir_path(run_dir)
         with RunLock(run_dir, log=lambda m: print(m, file=out)) as lock:
             saved_vocab = prepare_run_dir(config, overwrite, lock)
-            return _train(config, replicas, saved_vocab, out)
+            return _train(config, replicas, saved_vocab, out, started)
 
 
-def _train(config: RunConfig, replicas, saved_vocab, out) -> dict:
+def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dict:
     tc, dc = config.train, config.data
     chief = replicas.is_chief
     data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out))
@@ -225,9 +226,11 @@ def _train(config: RunConfig, replicas, saved_vocab, out) -> dict:
     bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
     stopped_by = None  # why training stops early; the same on every worker
+    out_of_time = False  # the --max_minutes budget is spent; the same on every worker
+    budget = tc.max_minutes * 60.0
     with GracefulStop() as stop:
         try:
-            while step < total_steps and not stopped_by:
+            while step < total_steps and not stopped_by and not out_of_time:
                 batch_epoch, b = divmod(step, num_batches)
                 if batch_epoch != epoch:
                     epoch = batch_epoch
@@ -237,12 +240,15 @@ def _train(config: RunConfig, replicas, saved_vocab, out) -> dict:
                 x, y = data.train[b]
                 t0 = time.perf_counter()
                 state_in = state
-                # A stop asked for on any worker reaches every worker through the step, so
-                # all of them save the same step and stop together.
-                loss_t, grad_norm_t, state, stop_any = train_fn(
-                    x, y, state, tf.constant(1.0 if stop.requested else 0.0))
+                # A stop asked for on any worker, or its time budget spent, reaches every
+                # worker through the step, so all of them save the same step and stop.
+                requests = [1.0 if stop.requested else 0.0,
+                            1.0 if budget and time.monotonic() - started >= budget else 0.0]
+                loss_t, grad_norm_t, state, requested = train_fn(x, y, state,
+                                                                 tf.constant(requests))
                 loss, grad_norm = float(loss_t), float(grad_norm_t)
-                if float(stop_any) > 0:
+                signalled, out_of_time = (float(r) > 0 for r in requested.numpy())
+                if signalled:
                     stopped_by = stop.requested or "a stop on another worker"
                 dt = time.perf_counter() - t0
                 step += 1
@@ -257,7 +263,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out) -> dict:
                                  f"{unit}s/s": f"{tokens_per_sec:,.0f}"}, refresh=False)
                 bar.update(1)
 
-                is_last = step == total_steps
+                is_last = step == total_steps or out_of_time
                 validated = data.val is not None and (step % tc.eval_every == 0 or is_last)
                 improved = False
                 if validated:
@@ -287,10 +293,13 @@ def _train(config: RunConfig, replicas, saved_vocab, out) -> dict:
         print(f"stopped by {stopped_by} at step {step}; a checkpoint was saved in "
               f"{tc.checkpoint_dir}. To resume, run the same train command again.", file=out)
     summary = {"step": step, "train_loss": loss, "stopped_by": stopped_by,
+               "out_of_time": out_of_time,
                "best_val_loss": best if math.isfinite(best) else None, "val_loss": last_val}
     if stopped_by:
         return summary
-    print(f"done at step {step}: train loss {loss:.4f}"
+    print(f"done at step {step}"
+          + (f" (the --max_minutes={tc.max_minutes:g} budget)" if out_of_time else "")
+          + f": train loss {loss:.4f}"
           + (f", best val loss {best:.4f} nats/{unit}" if math.isfinite(best) else "")
           + f"; checkpoints in {tc.checkpoint_dir}. Sample with: python -m tfcharrnn.sample "
           f"--checkpoint_dir={tc.checkpoint_dir}", file=out)

@@ -105,22 +105,24 @@ class Replicas:
     # ---- compiled steps over the global batch ----
 
     def compile_train_step(self, model, optimizer, grad_clip: float):
-        """fn(x, y, state, stop) -> (loss, grad_norm, state, stop_any) for a global batch
-        x, y int32 [B, T]; loss is the mean over the global batch, state stays per replica,
-        stop_any > 0 if any worker asked to stop (Ctrl-C/SIGTERM), so all stop together."""
+        """fn(x, y, state, requests) -> (loss, grad_norm, state, requests_any) for a global
+        batch x, y int32 [B, T]; loss is the mean over the global batch, state stays per
+        replica. requests float32 [K] are this worker's stop requests (a signal, the time
+        budget); requests_any[k] > 0 if any worker made request k, so all stop together."""
         strategy = self.strategy
 
-        def replica(x, y, state, stop):
+        def replica(x, y, state, requests):
             loss, grad_norm, state = steps.train_step(model, optimizer, _own_rows(x),
                                                       _own_rows(y), state, grad_clip)
-            return tf.stack([loss, stop]), grad_norm, state
+            return tf.concat([loss[None], requests], 0), grad_norm, state
 
         @tf.function
-        def step(x, y, state, stop):
-            loss_stop, grad_norm, state = strategy.run(replica, args=(x, y, state, stop))
-            loss, stop_any = tf.unstack(strategy.reduce(SUM, loss_stop, axis=None))
+        def step(x, y, state, requests):
+            summed, grad_norm, state = strategy.run(replica, args=(x, y, state, requests))
+            summed = strategy.reduce(SUM, summed, axis=None)   # one collective: [1 + K]
             # The norm of the summed gradient: the same value in every replica.
-            return loss, strategy.experimental_local_results(grad_norm)[0], state, stop_any
+            return (summed[0], strategy.experimental_local_results(grad_norm)[0], state,
+                    summed[1:])
         return step
 
     def compile_eval_step(self, model):
