@@ -87,3 +87,12 @@ def test_commands_turn_on_onednn_unless_the_user_chose(setting, enabled):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(enabled)
     assert r.stderr == ""  # the oneDNN notice is start-up log too
+
+
+def test_a_relative_checkpoint_dir_works(trained_run):
+    relative = os.path.relpath(trained_run.train.checkpoint_dir, ROOT)  # the commands run in ROOT
+    assert not os.path.isabs(relative)
+    for which in ("best", "latest"):
+        r = run_command("tfcharrnn.sample", f"--checkpoint_dir={relative}",
+                        f"--checkpoint={which}", "--length=5")
+        assert r.returncode == 0 and r.stderr == "", r.stderr

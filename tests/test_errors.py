@@ -50,6 +50,9 @@ TRAIN_CASES = [
     (["--backend=jax"], 2, "jax"),
     (["--level=sentence"], 2, "sentence"),
     (["stray_argument"], 2, "unexpected argument"),
+    (["--distribution_strategy=tpu"], 2, "tpu"),
+    (["--num_replicas=2"], 2, "--num_replicas applies to --distribution_strategy=mirrored"),
+    (["--max_minutes=-1"], 2, "--max_minutes must be 0 or more"),
 ]
 
 
@@ -91,6 +94,12 @@ def test_sample_rejects_bad_input(trained_run, args, code, pattern):
     r = run_command("tfcharrnn.sample", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
                     *args)
     assert_one_line_error(r, code, pattern)
+
+
+def test_train_into_an_unwritable_checkpoint_dir(files):
+    r = run_command("tfcharrnn.train", f"--checkpoint_dir={files}/c.csv/run")
+    assert_one_line_error(r, 2, r"cannot write into .*c.csv/run \(Not a directory\); pass a "
+                                r"writable --checkpoint_dir")
 
 
 def test_missing_or_empty_checkpoint_dir(tmp_path):

@@ -198,8 +198,9 @@ def _checkpoints_in(directory: str) -> list:
     state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
     if state is None:
         return []
+    # get_checkpoint_state has already joined relative entries with `directory`.
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-    return [p if os.path.isabs(p) else os.path.join(directory, p) for p in reversed(paths)]
+    return list(reversed(paths))
 
 
 def checkpoint_paths(run_dir: str, which: str = "best") -> list:
