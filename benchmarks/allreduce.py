@@ -67,7 +67,7 @@ def measure(args):
     x = tf.constant(rng.integers(0, VOCAB, (args.batch_size, args.seq_len)), tf.int32)
     y = tf.constant(rng.integers(0, VOCAB, (args.batch_size, args.seq_len)), tf.int32)
     state = replicas.distribute_state(model.initial_state(args.batch_size))
-    no_stop = tf.constant([0.0, 0.0])  # no stop requests (signal, time budget)
+    no_stop = tf.constant([0.0, 0.0, 0.0])  # no stop requests (signal, time up, time spent)
 
     def steps_block(n):
         nonlocal state

@@ -90,6 +90,19 @@ def define_train_flags(fv=FLAGS):
     flags.DEFINE_float("learning_rate", _T.learning_rate, "Adam learning rate.", flag_values=fv)
     flags.DEFINE_float("decay_rate", _T.decay_rate,
                        "Learning-rate multiplier per completed epoch.", flag_values=fv)
+    flags.DEFINE_enum("lr_schedule", _T.lr_schedule, cfg.LR_SCHEDULES,
+                      "epoch_decay: times --decay_rate per epoch; cosine: down to "
+                      "--min_lr_ratio x the rate along half a cosine over the whole run (its "
+                      "steps, or the --max_minutes budget).", flag_values=fv)
+    flags.DEFINE_float("min_lr_ratio", _T.min_lr_ratio,
+                       "cosine: the final learning rate as a fraction of --learning_rate.",
+                       flag_values=fv)
+    flags.DEFINE_integer("warmup_steps", _T.warmup_steps,
+                         "Raise the learning rate linearly over this many first steps "
+                         "(0 = no warm-up).", flag_values=fv)
+    flags.DEFINE_float("weight_decay", _T.weight_decay,
+                       "Decoupled weight decay (AdamW) of the weight matrices, not the biases "
+                       "(0 = none).", flag_values=fv)
     flags.DEFINE_float("grad_clip", _T.grad_clip,
                        "Clip gradients to this global norm (0 = no clipping).", flag_values=fv)
     flags.DEFINE_integer("num_epochs", _T.num_epochs, "Passes over the training split.",

@@ -169,7 +169,7 @@ def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     files = sorted(f for f in os.listdir(run_dir) if f.startswith("ckpt-4"))
     stamps = [os.path.getmtime(os.path.join(run_dir, f)) for f in files]
     # Resume with a learning rate that blows the weights up.
-    monkeypatch.setattr(train_lib, "learning_rate", lambda config, epoch: 1e4)
+    monkeypatch.setattr(train_lib, "learning_rate", lambda tc, step, epoch, progress: 1e4)
     longer = dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=30))
     with pytest.raises(RunError, match=r"training diverged: the loss is .* at step \d+ .*"
                                        r"the last good checkpoint is .*ckpt-4"):

@@ -19,6 +19,7 @@ ENCODING_ERRORS = ("strict", "replace", "ignore")
 SAMPLING_METHODS = ("sample", "argmax", "top_k")
 CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
+LR_SCHEDULES = ("epoch_decay", "cosine")
 STRATEGIES = ("off", "mirrored", "multi_worker_mirrored")
 
 BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
@@ -103,7 +104,11 @@ class TrainConfig:
     checkpoint_dir: str = "checkpoints/lstm"  # run directory: weights, config.json, vocab.json
     logdir: str = ""                 # TensorBoard directory ("" = <checkpoint_dir>/logs)
     learning_rate: float = 2e-3      # Adam learning rate at epoch 0
-    decay_rate: float = 0.97         # learning rate multiplier per completed epoch
+    decay_rate: float = 0.97         # epoch_decay: learning rate multiplier per completed epoch
+    lr_schedule: str = "epoch_decay"  # "epoch_decay" or "cosine" (to the end; see schedule.py)
+    min_lr_ratio: float = 0.1        # cosine: the final learning rate / learning_rate
+    warmup_steps: int = 0            # linear warm-up over the first steps (0 = none)
+    weight_decay: float = 0.0        # decoupled (AdamW) decay of the weight matrices (0 = none)
     grad_clip: float = 5.0           # global-norm gradient clipping threshold (0 = off)
     num_epochs: int = 20             # stop after this many passes over the training split
     max_steps: int = 0               # stop after this many train steps in total (0 = no limit)
@@ -120,12 +125,17 @@ class TrainConfig:
             raise UsageError(f"--learning_rate must be positive, got {self.learning_rate}")
         if not 0 < self.decay_rate <= 1:
             raise UsageError(f"--decay_rate must be in (0, 1], got {self.decay_rate}")
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise UsageError(f"--min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not 0 <= self.weight_decay < 1:
+            raise UsageError(f"--weight_decay must be in [0, 1), got {self.weight_decay}")
         if self.grad_clip < 0:
             raise UsageError(f"--grad_clip must be 0 (off) or positive, got {self.grad_clip}")
         _positive("num_epochs", self.num_epochs)
         _positive("eval_every", self.eval_every)
         _positive("keep_checkpoints", self.keep_checkpoints)
-        for name in ("max_steps", "max_minutes", "save_every", "sample_length"):
+        for name in ("max_steps", "max_minutes", "save_every", "sample_length", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name} must be 0 or more, got {getattr(self, name)}")
 

@@ -34,12 +34,23 @@ class Adam(keras.optimizers.Adam):
         return grads_and_vars
 
 
-def make_optimizer(learning_rate: float) -> Adam:
+def is_bias(variable) -> bool:
+    """Keras names its biases "bias" (the GRU's is [2, 3H]); the manual back-end b_*."""
+    name = variable.name.split(":")[0].split("/")[-1]
+    return name == "bias" or name.startswith("b_")
+
+
+def make_optimizer(learning_rate: float, weight_decay: float = 0.0, variables=()) -> Adam:
+    """Adam; with weight_decay, decoupled decay (AdamW) of the weights among `variables` but
+    not the biases, the same in both back-ends."""
     if not hasattr(keras.optimizers.Adam, "_all_reduce_sum_gradients"):
         raise RunError(f"Keras {keras.__version__} is not supported (its optimizer no longer "
                        f"has _all_reduce_sum_gradients); install the Keras that setup.py pins: "
                        f"pip install .")
-    return Adam(learning_rate=learning_rate)
+    optimizer = Adam(learning_rate=learning_rate, weight_decay=weight_decay or None)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_list=[v for v in variables if is_bias(v)])
+    return optimizer
 
 
 def train_step(model, optimizer, inputs, targets, state, grad_clip: float):

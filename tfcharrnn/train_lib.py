@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfcharrnn import checkpoints, corpus, dataset, distribute, steps
+from tfcharrnn import checkpoints, corpus, dataset, distribute, schedule, steps
 from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
@@ -121,8 +121,7 @@ def check_diverged(loss: float, step: int, vocab_size: int, last_checkpoint):
                                               if last_checkpoint else "there is no checkpoint yet"))
 
 
-def learning_rate(config, epoch: int) -> float:
-    return config.train.learning_rate * config.train.decay_rate ** epoch
+learning_rate = schedule.learning_rate  # the rate of each step (a name tests can replace)
 
 
 def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> dict:
@@ -158,7 +157,8 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
     tf.config.experimental.enable_op_determinism()
     with replicas.scope():
         model = build_model(config.model, len(vocab), seed=tc.seed)
-        optimizer = steps.make_optimizer(tc.learning_rate)
+        optimizer = steps.make_optimizer(tc.learning_rate, tc.weight_decay,
+                                         model.trainable_variables)
         # Built here, eagerly: built lazily inside the first replicated step it fails
         # (keras-team/keras#23085).
         optimizer.build(model.trainable_variables)
@@ -228,26 +228,30 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
     stopped_by = None  # why training stops early; the same on every worker
     out_of_time = False  # the --max_minutes budget is spent; the same on every worker
     budget = tc.max_minutes * 60.0
+    time_progress = 0.0  # fraction of the budget spent, averaged over replicas (cosine)
     with GracefulStop() as stop:
         try:
             while step < total_steps and not stopped_by and not out_of_time:
                 batch_epoch, b = divmod(step, num_batches)
                 if batch_epoch != epoch:
                     epoch = batch_epoch
-                    optimizer.learning_rate = learning_rate(config, epoch)
                     if b == 0:  # each epoch starts every stream from a zero state
                         state = zero_state()
+                lr = learning_rate(tc, step, epoch, max(step / total_steps, time_progress))
+                optimizer.learning_rate = lr
                 x, y = data.train[b]
                 t0 = time.perf_counter()
                 state_in = state
                 # A stop asked for on any worker, or its time budget spent, reaches every
                 # worker through the step, so all of them save the same step and stop.
-                requests = [1.0 if stop.requested else 0.0,
-                            1.0 if budget and time.monotonic() - started >= budget else 0.0]
+                spent = (time.monotonic() - started) / budget if budget else 0.0
+                requests = [1.0 if stop.requested else 0.0, 1.0 if spent >= 1 else 0.0, spent]
                 loss_t, grad_norm_t, state, requested = train_fn(x, y, state,
                                                                  tf.constant(requests))
                 loss, grad_norm = float(loss_t), float(grad_norm_t)
-                signalled, out_of_time = (float(r) > 0 for r in requested.numpy())
+                signals, times_up, spent_sum = requested.numpy()
+                signalled, out_of_time = signals > 0, times_up > 0
+                time_progress = float(spent_sum) / replicas.num_replicas
                 if signalled:
                     stopped_by = stop.requested or "a stop on another worker"
                 dt = time.perf_counter() - t0
@@ -257,7 +261,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
                 rate = data.train.tokens_per_batch / dt
                 tokens_per_sec = rate if not tokens_per_sec else 0.9 * tokens_per_sec + 0.1 * rate
                 writer.scalars(step, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
-                                      "learning_rate": learning_rate(config, epoch),
+                                      "learning_rate": lr,
                                       "grad_norm": grad_norm, f"{unit}s_per_sec": rate})
                 bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
                                  f"{unit}s/s": f"{tokens_per_sec:,.0f}"}, refresh=False)

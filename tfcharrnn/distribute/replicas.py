@@ -105,10 +105,11 @@ class Replicas:
     # ---- compiled steps over the global batch ----
 
     def compile_train_step(self, model, optimizer, grad_clip: float):
-        """fn(x, y, state, requests) -> (loss, grad_norm, state, requests_any) for a global
-        batch x, y int32 [B, T]; loss is the mean over the global batch, state stays per
-        replica. requests float32 [K] are this worker's stop requests (a signal, the time
-        budget); requests_any[k] > 0 if any worker made request k, so all stop together."""
+        """fn(x, y, state, requests) -> (loss, grad_norm, state, summed) for a global batch
+        x, y int32 [B, T]; loss is the mean over the global batch, state stays per replica.
+        requests float32 [K] are this worker's values (stop requests, the time budget spent)
+        and summed [K] their sums over all replicas, the same on every worker: summed[k] > 0
+        if any worker made request k, so all stop together."""
         strategy = self.strategy
 
         def replica(x, y, state, requests):
