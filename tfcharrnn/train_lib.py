@@ -250,7 +250,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
                                                                  tf.constant(requests))
                 loss, grad_norm = float(loss_t), float(grad_norm_t)
                 signals, times_up, spent_sum = requested.numpy()
-                signalled, out_of_time = signals > 0, times_up > 0
+                signalled, out_of_time = bool(signals > 0), bool(times_up > 0)
                 time_progress = float(spent_sum) / replicas.num_replicas
                 if signalled:
                     stopped_by = stop.requested or "a stop on another worker"
