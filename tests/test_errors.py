@@ -100,6 +100,8 @@ def test_train_into_an_unwritable_checkpoint_dir(files):
     r = run_command("tfcharrnn.train", f"--checkpoint_dir={files}/c.csv/run")
     assert_one_line_error(r, 2, r"cannot write into .*c.csv/run \(Not a directory\); pass a "
                                 r"writable --checkpoint_dir")
+    r = run_command("tfcharrnn.train", f"--checkpoint_dir={files}/c.csv")
+    assert_one_line_error(r, 2, r"--checkpoint_dir is a file, not a directory: .*c.csv")
 
 
 def test_missing_or_empty_checkpoint_dir(tmp_path):

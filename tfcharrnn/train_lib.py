@@ -64,14 +64,14 @@ def check_run_dir_path(run_dir: str):
 
 
 def prepare_run_dir(config: RunConfig, overwrite: bool = False, lock: RunLock = None):
-    """Checks the run directory; returns the saved vocabulary when resuming, else None.
+    """Checks the run directory (not a file: see check_run_dir_path); returns the saved
+    vocabulary when resuming, else None.
 
     An existing run is resumed only if its config matches `config` (except how long to train,
     how often to evaluate/save and where it runs). `overwrite` moves the old run aside (and
     `lock`, held on the directory, with it); nothing is deleted.
     """
     run_dir = config.train.checkpoint_dir
-    check_run_dir_path(run_dir)
     if not os.path.isdir(run_dir) or not set(os.listdir(run_dir)) - {LOCK_FILE}:
         return None
     if not os.path.isfile(os.path.join(run_dir, checkpoints.CONFIG_FILE)):
