@@ -8,7 +8,7 @@ from tfcharrnn import config as cfg
 FLAGS = flags.FLAGS
 _D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
 _S, _E, _C = cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig
-_X, _P = cfg.DistributeConfig, cfg.PlotConfig
+_X, _P, _X2 = cfg.DistributeConfig, cfg.PlotConfig, cfg.ExportConfig
 
 
 def define_data_flags(fv=FLAGS):
@@ -148,12 +148,22 @@ def define_sample_flags(fv=FLAGS):
                        "Softmax temperature (<1 more conservative, >1 more surprising).",
                        flag_values=fv)
     flags.DEFINE_enum("sampling", _S.sampling, cfg.SAMPLING_METHODS,
-                      "sample: from the softmax; argmax: most likely; top_k: among top_k.",
+                      "sample: from the softmax; argmax: most likely; top_k: among top_k; "
+                      "top_p: within the nucleus of mass --top_p; beam: beam search.",
                       flag_values=fv)
     flags.DEFINE_integer("top_k", _S.top_k, "Candidates kept by --sampling=top_k.",
                          flag_values=fv)
+    flags.DEFINE_float("top_p", _S.top_p, "--sampling=top_p: keep the fewest most likely "
+                       "tokens whose probability adds up to this.", flag_values=fv)
+    flags.DEFINE_integer("beam_width", _S.beam_width, "Beams kept by --sampling=beam.",
+                         flag_values=fv)
     flags.DEFINE_integer("num_samples", _S.num_samples,
-                         "Independent samples (word level: sentences, one per line).",
+                         "Independent samples (word level: sentences, one per line; beam: "
+                         "the best beams).", flag_values=fv)
+    flags.DEFINE_string("stop", _S.stop, "Char level: end each sample at the first occurrence "
+                        "of this text (e.g. a blank line: $'\\n\\n').", flag_values=fv)
+    flags.DEFINE_boolean("interactive", _S.interactive, "Read a prime per line from the "
+                         "terminal and continue it, keeping the state until /reset.",
                          flag_values=fv)
     flags.DEFINE_integer("seed", _S.seed, "Random seed: same seed, same text.", flag_values=fv)
 
@@ -183,6 +193,19 @@ def define_score_flags(fv=FLAGS):
     flags.DEFINE_boolean("sort", _C.sort, "Rank from most to least probable.", flag_values=fv)
     flags.DEFINE_integer("window", _C.window, "Tokens per forward call (speed only).",
                          flag_values=fv)
+    flags.DEFINE_integer("batch_size", _C.batch_size,
+                         "Texts scored at once (speed and memory only).", flag_values=fv)
+
+
+def define_export_flags(fv=FLAGS):
+    flags.DEFINE_string("checkpoint_dir", _X2.checkpoint_dir, "Run directory written by train.",
+                        flag_values=fv)
+    flags.DEFINE_enum("checkpoint", _X2.checkpoint, cfg.CHECKPOINT_CHOICES,
+                      "Weights to export: best or latest.", flag_values=fv)
+    flags.DEFINE_string("export_dir", _X2.export_dir,
+                        "Directory to write the SavedModel to (required).", flag_values=fv)
+    flags.DEFINE_boolean("overwrite", _X2.overwrite, "Replace a non-empty --export_dir (the "
+                         "old one is renamed, never deleted).", flag_values=fv)
 
 
 def define_plot_flags(fv=FLAGS):
@@ -216,6 +239,10 @@ def eval_config(fv=FLAGS) -> cfg.EvalConfig:
 
 def score_config(fv=FLAGS) -> cfg.ScoreConfig:
     return _C(**_values(fv, _C))
+
+
+def export_config(fv=FLAGS) -> cfg.ExportConfig:
+    return _X2(**_values(fv, _X2))
 
 
 def plot_config(fv=FLAGS) -> cfg.PlotConfig:

@@ -12,6 +12,7 @@ COMMANDS = [("train", definitions.define_train_flags),
             ("sample", definitions.define_sample_flags),
             ("evaluate", definitions.define_eval_flags),
             ("score", definitions.define_score_flags),
+            ("export", definitions.define_export_flags),
             ("plot", definitions.define_plot_flags)]
 
 

@@ -16,7 +16,7 @@ BACKENDS = ("keras", "manual")
 LEVELS = ("char", "word")
 DATA_FORMATS = ("auto", "text", "csv")
 ENCODING_ERRORS = ("strict", "replace", "ignore")
-SAMPLING_METHODS = ("sample", "argmax", "top_k")
+SAMPLING_METHODS = ("sample", "argmax", "top_k", "top_p", "beam")
 CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
 LR_SCHEDULES = ("epoch_decay", "cosine")
@@ -247,9 +247,13 @@ class SampleConfig:
     min_length: int = 1              # word level: fewest words in a sentence (else drawn again)
     max_length: int = 50             # word level: most tokens drawn for one sentence
     temperature: float = 1.0         # divides the logits before sampling (<1 = more conservative)
-    sampling: str = "sample"         # "sample", "argmax" or "top_k"
+    sampling: str = "sample"         # "sample", "argmax", "top_k", "top_p" or "beam"
     top_k: int = 10                  # candidates kept by --sampling=top_k
+    top_p: float = 0.9               # probability mass of the nucleus kept by --sampling=top_p
+    beam_width: int = 8              # beams kept by --sampling=beam
     num_samples: int = 1             # independent samples, generated in parallel
+    stop: str = ""                   # char level: end each sample at the first occurrence
+    interactive: bool = False        # read primes from the terminal, one per line
     seed: int = 0                    # same seed, same text
 
     def __post_init__(self):
@@ -261,11 +265,19 @@ class SampleConfig:
         if not 0 <= self.min_length <= self.max_length:
             raise UsageError(f"--min_length must be between 0 and --max_length="
                              f"{self.max_length}, got {self.min_length}")
-        if self.sampling in ("sample", "top_k") and not self.temperature > 0:
+        if self.sampling in ("sample", "top_k", "top_p") and not self.temperature > 0:
             raise UsageError(f"--temperature must be positive with --sampling={self.sampling}, "
                              f"got {self.temperature}; use --sampling=argmax for greedy text")
         if self.sampling == "top_k":
             _positive("top_k", self.top_k)
+        if self.sampling == "top_p" and not 0 < self.top_p <= 1:
+            raise UsageError(f"--top_p must be in (0, 1], got {self.top_p}; e.g. --top_p=0.9")
+        if self.sampling == "beam":
+            _positive("beam_width", self.beam_width)
+            if self.num_samples > self.beam_width:
+                raise UsageError(f"--num_samples={self.num_samples} is more than "
+                                 f"--beam_width={self.beam_width}: a beam search returns at "
+                                 f"most its width; raise --beam_width")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,11 +302,27 @@ class ScoreConfig:
     unit: str = "line"               # score each "line", or each "sentence" (Punkt-split)
     sort: bool = False               # rank from most to least probable
     window: int = 1000               # tokens per forward call (speed only)
+    batch_size: int = 256            # texts scored at once (speed and memory only)
 
     def __post_init__(self):
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
         _choice("unit", self.unit, SCORE_UNITS)
         _positive("window", self.window)
+        _positive("batch_size", self.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
+    checkpoint: str = "best"         # which weights: "best" or "latest"
+    export_dir: str = ""             # where to write the SavedModel (required)
+    overwrite: bool = False          # replace a non-empty export_dir (the old one is renamed)
+
+    def __post_init__(self):
+        _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        if not self.export_dir:
+            raise UsageError("--export_dir is required: the directory to write the SavedModel "
+                             "to, e.g. --export_dir=exported/lstm")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ def evaluate(config: EvalConfig, out=None) -> dict:
         raise UsageError(f"{config.data_path} has {len(ids)} token(s); at least 2 are needed "
                          f"(the first is only read, the rest are predicted)")
     print(f"evaluating {config.data_path}: {len(ids) - 1:,} predicted tokens", file=sys.stderr)
-    result = StreamScorer(model, config.window).score(ids)
+    result = StreamScorer(model, config.window).score(ids, progress=True)
     result = {k: result[k] for k in ("loss_nats_per_token", "bits_per_token", "perplexity",
                                      "tokens")}
     print(json.dumps(result), file=out)

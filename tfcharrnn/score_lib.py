@@ -4,7 +4,8 @@ Each text is scored on its own, from a zero state. Word level: the text is one s
 SENTENCE_START w1 ... wn SENTENCE_END; the first word is conditioned on SENTENCE_START and
 SENTENCE_END is scored too, so `tokens` is n + 1. Character level: like `evaluate`, the first
 character is read and every later one is scored, so `tokens` is len(text) - 1. Either way the
-numbers equal what `evaluate` prints for a file holding just that text.
+numbers equal what `evaluate` prints for a file holding just that text (up to float
+round-off: the texts are scored `--batch_size` at a time, see `evaluation.BatchScorer`).
 """
 
 import json
@@ -14,7 +15,7 @@ from tfcharrnn import checkpoints
 from tfcharrnn.config import ScoreConfig
 from tfcharrnn.errors import UsageError
 from tfcharrnn.evaluate_lib import check_known
-from tfcharrnn.evaluation import StreamScorer
+from tfcharrnn.evaluation import BatchScorer
 
 
 def read_texts(config: ScoreConfig, vocab, stdin=None) -> list:
@@ -42,15 +43,16 @@ def score(config: ScoreConfig, out=None, stdin=None) -> list:
     out = out or sys.stdout
     _, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
     texts = read_texts(config, vocab, stdin)
-    scorer = StreamScorer(model, config.window)
-    results = []
+    sequences = []
     for text in texts:
         if vocab.level == "word":
-            ids = vocab.encode_sentences([vocab.tokenizer.words(text)])
+            sequences.append(vocab.encode_sentences([vocab.tokenizer.words(text)]))
         else:
             check_known(vocab, text, f"the text {text[:40]!r}")
-            ids = vocab.encode(text)
-        r = scorer.score(ids)
+            sequences.append(vocab.encode(text))
+    scores = BatchScorer(model, config.window, config.batch_size).score(sequences)
+    results = []
+    for text, r in zip(texts, scores):
         results.append({"text": text, "log_prob_nats": -r["total_nats"], "tokens": r["tokens"],
                         "loss_nats_per_token": r["loss_nats_per_token"] if r["tokens"] else None,
                         "perplexity": r["perplexity"] if r["tokens"] else None})
