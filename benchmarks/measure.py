@@ -204,6 +204,51 @@ def sample(args):
     return [args.streams * args.tokens / t for t in times]
 
 
+def _lines(count: int) -> list:
+    """The first `count` non-empty lines of the bundled corpus (mean ~37 characters)."""
+    from tfcharrnn.config import BUNDLED_CORPUS
+    with open(BUNDLED_CORPUS, encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    return lines[:count]
+
+
+def score(args):
+    """Lines per second scored as `score` does (`--method=batched`, `--batch_size` at a time)
+    or as it did before, one line at a time from a zero state (`--method=single`), over
+    `--lines` short lines. The model's weights are random: the speed does not depend on them."""
+    _import_tf()
+    import numpy as np
+    from tfcharrnn.evaluation import BatchScorer, StreamScorer
+    model = _model(args)
+    table = {c: i for i, c in enumerate(sorted(set("".join(_lines(10 ** 9)))))}
+    sequences = [np.array([table[c] for c in line], np.int32) for line in _lines(args.lines)]
+    if args.method == "batched":
+        scorer = BatchScorer(model, batch_size=args.batch_size)
+        run = lambda batch: scorer.score(batch)  # noqa: E731
+    else:
+        scorer = StreamScorer(model)
+        run = lambda batch: [scorer.score(ids) for ids in batch]  # noqa: E731
+    run(sequences[:2 * args.batch_size])  # warm-up: traces the shapes met
+    return [len(sequences) / t for t in _timed_blocks(lambda: run(sequences), args.repeats)]
+
+
+def evaluate_file(args):
+    """Characters per second of `evaluate`: the held-out tail (111,539 characters) as one
+    stream, windows of 1,000."""
+    _import_tf()
+    import numpy as np
+    from tfcharrnn.config import BUNDLED_CORPUS
+    from tfcharrnn.evaluation import StreamScorer
+    with open(BUNDLED_CORPUS, encoding="utf-8") as f:
+        text = f.read()
+    table = {c: i for i, c in enumerate(sorted(set(text)))}
+    tail = text[-round(0.1 * len(text)):][:args.tokens]
+    ids = np.array([table[c] for c in tail], np.int32)
+    scorer = StreamScorer(_model(args))
+    scorer.score(ids[:3000])
+    return [(len(ids) - 1) / t for t in _timed_blocks(lambda: scorer.score(ids), args.repeats)]
+
+
 def prepare(args):
     """Seconds and peak memory to read, build the vocabulary of and encode a text file."""
     from tfcharrnn import dataset
@@ -257,7 +302,8 @@ def train_memory(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["matmul", "matvec", "train", "train_torch", "evaluate",
-                                         "sample", "prepare", "train_memory"])
+                                         "sample", "prepare", "train_memory", "score",
+                                         "evaluate_file"])
     parser.add_argument("--backend", default="manual")
     parser.add_argument("--cell", default="lstm")
     parser.add_argument("--num_layers", type=int, default=2)
@@ -272,6 +318,8 @@ def main():
     parser.add_argument("--tokens", type=int, default=1024)
     parser.add_argument("--chunk", type=int, default=256)
     parser.add_argument("--path")
+    parser.add_argument("--method", default="batched", choices=["batched", "single"])
+    parser.add_argument("--lines", type=int, default=10000)
     args = parser.parse_args()
     result = globals()[args.what](args)
     print(json.dumps(result))

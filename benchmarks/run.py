@@ -16,6 +16,9 @@ alike):
   - the machine's float32 matrix-vector GFLOP/s ([1, 1024] x [1024, 2048] chains): the
     ceiling of one-stream sampling, which reads every weight once per token;
   - sampling chars/s from the 2 x 512 LSTM: one stream, and 64 streams at once;
+  - scoring 10,000 short lines (the corpus' first lines, 2 x 256 LSTM, the default model) as
+    `score` does, 256 at a time, against one line at a time (how it scored before); and
+    `evaluate`'s one-stream chars/s on the held-out tail;
   - preparing a 100 MB character corpus (read, vocabulary, encode): seconds, peak memory;
   - resident memory of the real training loop (data preparation, 50 steps of a 1 x 128
     LSTM) on the bundled 1 MB corpus and on the 100 MB one: what grows with the corpus.
@@ -88,7 +91,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     parser.add_argument("--corpus_mb", type=int, default=100)
     parser.add_argument("--skip", default="",
-                        help="comma list of: train,eval,sample,prepare,memory")
+                        help="comma list of: train,eval,sample,score,prepare,memory")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     steps = 2 if args.quick else 5
@@ -99,7 +102,7 @@ def main():
         log("torch is not installed (pip install -e \".[bench]\"): no PyTorch column")
 
     results = {"matmul_gflops": [], "matvec_gflops": [], "train": {}, "evaluate": {},
-               "sample": {}}
+               "sample": {}, "score": {}}
     frameworks = ["keras", "manual"] + (["torch"] if torch else [])
     for r in range(args.rounds):
         log(f"round {r + 1}/{args.rounds}: matmul")
@@ -128,6 +131,17 @@ def main():
                     results["sample"].setdefault(f"{fw}/{streams}", []).extend(
                         run_child("sample", backend=fw, cell="lstm", streams=streams,
                                   tokens=256 if args.quick else 1024, **common))
+        if "score" not in skip:
+            default = dict(backend="keras", cell="lstm", hidden_size=256,
+                           repeats=1 if args.quick else args.repeats)
+            lines = 1000 if args.quick else 10000
+            for method in ("batched", "single"):
+                log(f"round {r + 1}: score {lines:,} lines, {method}")
+                results["score"].setdefault(method, []).extend(
+                    run_child("score", method=method, lines=lines, batch_size=256, **default))
+            log(f"round {r + 1}: evaluate the held-out tail")
+            results["score"].setdefault("evaluate_file", []).extend(
+                run_child("evaluate_file", tokens=30000 if args.quick else 200000, **default))
     if "prepare" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "corpus.txt")
@@ -195,6 +209,12 @@ def report(results, frameworks):
             vals = [med(results["sample"][f"{fw}/{streams}"]) for fw in ("keras", "manual")]
             print(f"| {streams} | " + " | ".join(f"{v:,.0f} ({v * fpc / top:.0%})"
                                                 for v in vals) + " |")
+    if results["score"]:
+        single, batched = med(results["score"]["single"]), med(results["score"]["batched"])
+        print(f"\nScoring short lines (2 x 256 LSTM): one at a time {single:,.0f} lines/s, "
+              f"batched 256 at a time (`score`) {batched:,.0f} lines/s = {batched / single:.0f}x; "
+              f"`evaluate` (one stream, the held-out tail) "
+              f"{med(results['score']['evaluate_file']):,.0f} chars/s")
     if "prepare" in results:
         p = results["prepare"]
         print(f"\nPreparing a {p['file_bytes'] / 1e6:.0f} MB corpus: {p['seconds']:.2f} s, "

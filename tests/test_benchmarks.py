@@ -54,7 +54,9 @@ def test_report_takes_medians_and_divides_the_right_columns(capsys):
     results = {"matmul_gflops": [100.0, 200.0, 300.0], "matvec_gflops": [50.0],
                "train": train, "evaluate": evaluate,
                "sample": {"keras/1": [1000.0], "manual/1": [2000.0],
-                          "keras/64": [3000.0], "manual/64": [4000.0]}}
+                          "keras/64": [3000.0], "manual/64": [4000.0]},
+               "score": {"single": [10.0, 20.0, 30.0], "batched": [600.0],
+                         "evaluate_file": [7000.0]}}
     run.report(results, ["keras", "manual", "torch"])
     out = capsys.readouterr().out
     assert "200 GFLOP/s = the ceiling" in out
@@ -65,6 +67,8 @@ def test_report_takes_medians_and_divides_the_right_columns(capsys):
     assert "| 2x128 | gru | 5,000 (1.7x) | 5,000 (2.5x) |" in out     # eval over training
     one = run.forward_flops_per_char("lstm", 512)
     assert f"| 1 | 1,000 ({1000 * one / 50e9:.0%}) | 2,000 ({2000 * one / 50e9:.0%}) |" in out
+    assert "one at a time 20 lines/s, batched 256 at a time (`score`) 600 lines/s = 30x" in out
+    assert "7,000 chars/s" in out
 
 
 def _measure(*args):
@@ -82,6 +86,11 @@ def test_measure_runs_training_evaluation_and_sampling_of_a_tiny_model():
         rates = _measure(what, "--backend=keras", "--cell=gru", *tiny)
         assert len(rates) == 2 and all(r > 0 for r in rates)
     rates = _measure("sample", "--cell=lstm", "--streams=3", "--tokens=20", "--chunk=8", *tiny)
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+    for method in ("batched", "single"):
+        rates = _measure("score", f"--method={method}", "--lines=40", "--batch_size=16", *tiny)
+        assert len(rates) == 2 and all(r > 0 for r in rates)
+    rates = _measure("evaluate_file", "--tokens=2000", *tiny)
     assert len(rates) == 2 and all(r > 0 for r in rates)
 
 
