@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_command
-from tfcharrnn.beam_search import BeamSearch
-from tfcharrnn.sampling import Sampler, StopAt, choose_next, nucleus
+from tfcharrnn.decoding.beam_search import BeamSearch
+from tfcharrnn.decoding.sampling import Sampler, StopAt, choose_next, nucleus
 
 V = 5
 
@@ -149,7 +149,8 @@ def test_beam_command_prints_the_best_beams(trained_run):
 # ---- the interactive prompt ----
 
 def test_interactive_carries_the_state_past_what_was_shown(trained_run):
-    from tfcharrnn import checkpoints, interactive
+    from tfcharrnn import checkpoints
+    from tfcharrnn.decoding import interactive
     from tfcharrnn.config import SampleConfig
     _, vocab, model = checkpoints.restore_model(trained_run.train.checkpoint_dir)
     config = SampleConfig(length=40, stop="e", seed=1)

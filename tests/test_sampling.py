@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcharrnn.sampling import Sampler, choose_next
+from tfcharrnn.decoding.sampling import Sampler, choose_next
 
 V = 6
 

@@ -6,20 +6,21 @@ Word level: whole sentences. Each starts from SENTENCE_START (then the prime's w
 and stops at SENTENCE_END or after `--max_length` tokens; UNKNOWN_TOKEN and SENTENCE_START are
 never drawn (their probability is zeroed before sampling, nothing is redrawn). A sentence
 shorter than `--min_length` words is drawn again, at most MAX_ATTEMPTS times.
-`--sampling=beam` searches for the most likely text instead (`beam_search.py`);
-`--interactive` reads primes from the terminal (`interactive.py`).
+`--sampling=beam` searches for the most likely text instead (`decoding/beam_search.py`);
+`--interactive` reads primes from the terminal (`decoding/interactive.py`).
 """
 
 import sys
 
 import numpy as np
 
-from tfcharrnn import checkpoints, interactive
-from tfcharrnn.beam_search import BeamSearch
+from tfcharrnn import checkpoints
+from tfcharrnn.decoding import interactive
+from tfcharrnn.decoding.beam_search import BeamSearch
 from tfcharrnn.config import SampleConfig
 from tfcharrnn.errors import UsageError
 from tfcharrnn.models import inference
-from tfcharrnn.sampling import StopAt
+from tfcharrnn.decoding.sampling import StopAt
 
 MAX_ATTEMPTS = 20
 

@@ -29,7 +29,7 @@ UNKNOWN_TOKEN are never drawn).
 import numpy as np
 import tensorflow as tf
 
-from tfcharrnn import sampling
+from tfcharrnn.decoding import sampling
 from tfcharrnn.models import inference
 
 

@@ -3,7 +3,7 @@
 Generating runs, per token and per layer, a product [B, I+H] x [I+H, G*H]. For one stream these
 are matrix-vector products whose cost is reading the weights (13 MB per token for the 2 x 512
 LSTM, from cache), so everything else around them is overhead. The sampler compiles its loop
-with XLA (`sampling.py`), and this step is written for that:
+with XLA (`decoding/sampling.py`), and this step is written for that:
   - an LSTM or basic RNN layer is ONE product [x, h, 1] @ [W_input; W_hidden; b_hidden], the
     bias folded in as a weight row: under XLA on CPU a separate `dot + bias` is fused into a
     naive loop (2 x 512 LSTM, one stream: ~5,000 tokens/s with the add, ~9,000 folded);
@@ -16,7 +16,7 @@ always hold the variables' current values and no compiled call repeats the foldi
 
 import tensorflow as tf
 
-from tfcharrnn import sampling
+from tfcharrnn.decoding import sampling
 from tfcharrnn.models import cells
 
 

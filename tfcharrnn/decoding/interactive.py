@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from tfcharrnn.models import inference
-from tfcharrnn.sampling import StopAt
+from tfcharrnn.decoding.sampling import StopAt
 
 PROMPT = "> "
 RESET = "/reset"
