@@ -55,7 +55,8 @@ def _model(args):
     from tfcharrnn.models import build_model
     return build_model(ModelConfig(backend=args.backend, model=args.cell,
                                    num_layers=args.num_layers, hidden_size=args.hidden_size,
-                                   embedding_size=args.embedding_size), VOCAB)
+                                   embedding_size=args.embedding_size,
+                                   precision=args.precision), VOCAB)
 
 
 def _batches(args, count=4):
@@ -129,7 +130,10 @@ def train(args):
 
 
 def train_torch(args):
-    """The same model and step in PyTorch: nn.RNN/GRU/LSTM, detached state, Adam, clipping."""
+    """The same model and step in PyTorch: nn.RNN/GRU/LSTM, detached state, Adam, clipping;
+    with --precision=mixed_bfloat16 the forward pass runs under CPU autocast to bfloat16
+    (PyTorch's mixed precision; the loss in float32)."""
+    import contextlib
     import torch
     torch.manual_seed(0)
     layer = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[args.cell]
@@ -151,16 +155,21 @@ def train_torch(args):
     batches = [tuple(torch.from_numpy(a).long() for a in b) for b in _batches(args)]
     zeros = torch.zeros(args.num_layers, args.batch_size, args.hidden_size)
 
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) \
+        if args.precision == "mixed_bfloat16" else contextlib.nullcontext
+
     def step(x, y, state):
-        logits, state = model(x, state)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        with autocast():
+            logits, state = model(x, state)
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB),
+                                                 y.reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         # Truncated BPTT: carry the state, detached from this window's graph.
-        return loss, (tuple(s.detach() for s in state) if isinstance(state, tuple)
-                      else state.detach())
+        return loss, (tuple(s.detach().float() for s in state) if isinstance(state, tuple)
+                      else state.detach().float())
 
     state = (zeros, zeros.clone()) if args.cell == "lstm" else zeros
     rates = _steps_per_second(step, batches, state, args.warmup, args.steps, args.repeats)
@@ -249,6 +258,28 @@ def evaluate_file(args):
     return [(len(ids) - 1) / t for t in _timed_blocks(lambda: scorer.score(ids), args.repeats)]
 
 
+def quality(args):
+    """A real training run on the bundled corpus (`--steps` steps of the model given, seed 42,
+    learning rate 2e-3): the validation loss at the end and the minutes it took, to compare
+    precisions after the same number of steps."""
+    import tempfile
+    _import_tf()
+    from tfcharrnn import train_lib
+    from tfcharrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    with tempfile.TemporaryDirectory() as tmp:
+        config = RunConfig(
+            data=DataConfig(batch_size=args.batch_size, seq_len=args.seq_len),
+            model=ModelConfig(backend=args.backend, model=args.cell,
+                              num_layers=args.num_layers, hidden_size=args.hidden_size,
+                              embedding_size=args.embedding_size, precision=args.precision),
+            train=TrainConfig(checkpoint_dir=tmp, max_steps=args.steps,
+                              eval_every=args.steps, save_every=args.steps))
+        start = time.perf_counter()
+        summary = train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
+        return {"val_loss": summary["val_loss"], "steps": summary["step"],
+                "minutes": (time.perf_counter() - start) / 60.0}
+
+
 def prepare(args):
     """Seconds and peak memory to read, build the vocabulary of and encode a text file."""
     from tfcharrnn import dataset
@@ -303,7 +334,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["matmul", "matvec", "train", "train_torch", "evaluate",
                                          "sample", "prepare", "train_memory", "score",
-                                         "evaluate_file"])
+                                         "evaluate_file", "quality"])
     parser.add_argument("--backend", default="manual")
     parser.add_argument("--cell", default="lstm")
     parser.add_argument("--num_layers", type=int, default=2)
@@ -319,6 +350,8 @@ def main():
     parser.add_argument("--chunk", type=int, default=256)
     parser.add_argument("--path")
     parser.add_argument("--method", default="batched", choices=["batched", "single"])
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--lines", type=int, default=10000)
     args = parser.parse_args()
     result = globals()[args.what](args)

@@ -11,6 +11,9 @@ alike):
   - training chars/s, both back-ends x three cells, at 2 x 512 / batch 64 / seq_len 100 and
     2 x 128 / batch 32 / seq_len 50, next to the same model in PyTorch when torch is
     installed (pip install -e ".[bench]"); ratios to PyTorch come from this same run;
+  - the 2 x 512 models again in --precision=mixed_bfloat16 (PyTorch: bfloat16 autocast), with
+    the speed-up over float32, and the 2 x 512 LSTM's validation loss after the same number
+    of real training steps in each precision (`--quality_steps`);
   - each figure as a fraction of the ceiling: chars/s x FLOPs per char / matmul FLOP/s;
   - evaluation (forward only, training shape) chars/s, and its ratio to training;
   - the machine's float32 matrix-vector GFLOP/s ([1, 1024] x [1024, 2048] chains): the
@@ -91,7 +94,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     parser.add_argument("--corpus_mb", type=int, default=100)
     parser.add_argument("--skip", default="",
-                        help="comma list of: train,eval,sample,score,prepare,memory")
+                        help="comma list of: train,bf16,quality,eval,sample,score,prepare,"
+                             "memory")
+    parser.add_argument("--quality_steps", type=int, default=300)
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     steps = 2 if args.quick else 5
@@ -102,7 +107,7 @@ def main():
         log("torch is not installed (pip install -e \".[bench]\"): no PyTorch column")
 
     results = {"matmul_gflops": [], "matvec_gflops": [], "train": {}, "evaluate": {},
-               "sample": {}, "score": {}}
+               "sample": {}, "score": {}, "quality": {}}
     frameworks = ["keras", "manual"] + (["torch"] if torch else [])
     for r in range(args.rounds):
         log(f"round {r + 1}/{args.rounds}: matmul")
@@ -116,6 +121,11 @@ def main():
                         log(f"round {r + 1}: train {name} {cell} {fw}")
                         results["train"].setdefault(f"{name}/{cell}/{fw}", []).extend(
                             run_child(what, cell=cell, steps=steps, **shape, **extra, **common))
+                        if name == "2x512" and "bf16" not in skip:
+                            log(f"round {r + 1}: train {name} {cell} {fw} mixed_bfloat16")
+                            results["train"].setdefault(f"{name}/{cell}/{fw}/bf16", []).extend(
+                                run_child(what, cell=cell, steps=steps, **shape, **extra,
+                                          precision="mixed_bfloat16", **common))
                 if "eval" not in skip:
                     for fw in ("keras", "manual"):
                         log(f"round {r + 1}: evaluate {name} {cell} {fw}")
@@ -142,6 +152,12 @@ def main():
             log(f"round {r + 1}: evaluate the held-out tail")
             results["score"].setdefault("evaluate_file", []).extend(
                 run_child("evaluate_file", tokens=30000 if args.quick else 200000, **default))
+    if "quality" not in skip:
+        for precision in ("float32", "mixed_bfloat16"):
+            log(f"quality: {args.quality_steps} real training steps, 2 x 512 LSTM, {precision}")
+            results["quality"][precision] = run_child(
+                "quality", backend="keras", cell="lstm", steps=args.quality_steps,
+                precision=precision, **CONFIGS["2x512"])
     if "prepare" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "corpus.txt")
@@ -186,6 +202,26 @@ def report(results, frameworks):
                     row += f" | {cps['keras'] / cps['torch']:.2f}x | " \
                            f"{cps['manual'] / cps['torch']:.2f}x"
                 print(row + " |")
+    bf16 = {k[:-len("/bf16")]: v for k, v in results["train"].items() if k.endswith("/bf16")}
+    if bf16:
+        print("\nTraining chars/s (median) with --precision=mixed_bfloat16 (PyTorch: bfloat16 "
+              "autocast); in brackets the speed-up over float32 in this run.\n")
+        print("| config | cell | " + " | ".join(frameworks) + " |\n"
+              + "|---" * (len(frameworks) + 2) + "|")
+        for key in sorted({k.rsplit("/", 1)[0] for k in bf16}):
+            name, cell = key.split("/")
+            row = []
+            for fw in frameworks:
+                low, full = bf16.get(f"{key}/{fw}"), results["train"].get(f"{key}/{fw}")
+                row.append(f"{med(low):,.0f} ({med(low) / med(full):.2f}x)" if low and full
+                           else "-")
+            print(f"| {name} | {cell} | " + " | ".join(row) + " |")
+    if results.get("quality"):
+        q = results["quality"]
+        print("\nValidation loss of the 2 x 512 LSTM after the same real training steps:\n")
+        print("| precision | steps | val loss (nats/char) | minutes |\n|---|---|---|---|")
+        for precision, r in q.items():
+            print(f"| {precision} | {r['steps']} | {r['val_loss']:.4f} | {r['minutes']:.1f} |")
     if results["evaluate"]:
         print("\nEvaluation (forward only, training shape) chars/s; x = over training.\n")
         print("| config | cell | keras | manual |\n|---|---|---|---|")

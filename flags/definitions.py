@@ -60,6 +60,10 @@ def define_model_flags(fv=FLAGS):
     flags.DEFINE_float("dropout", _M.dropout,
                        "Dropout between layers and before the softmax, in [0, 1).",
                        flag_values=fv)
+    flags.DEFINE_enum("precision", _M.precision, cfg.PRECISIONS,
+                      "Matrix products in float32, or in bfloat16 / float16 with everything "
+                      "else float32 (mixed_float16 adds loss scaling; for GPUs).",
+                      flag_values=fv)
 
 
 def define_distribute_flags(fv=FLAGS):
@@ -166,6 +170,8 @@ def define_sample_flags(fv=FLAGS):
                          "terminal and continue it, keeping the state until /reset.",
                          flag_values=fv)
     flags.DEFINE_integer("seed", _S.seed, "Random seed: same seed, same text.", flag_values=fv)
+    flags.DEFINE_enum("precision", _S.precision, ("",) + cfg.PRECISIONS,
+                      "Precision of the matrix products (default: the run's).", flag_values=fv)
 
 
 def define_eval_flags(fv=FLAGS):
@@ -178,6 +184,8 @@ def define_eval_flags(fv=FLAGS):
     flags.DEFINE_integer("window", _E.window,
                          "Tokens per forward call (the state carries across; speed only).",
                          flag_values=fv)
+    flags.DEFINE_enum("precision", _E.precision, ("",) + cfg.PRECISIONS,
+                      "Precision of the matrix products (default: the run's).", flag_values=fv)
 
 
 def define_score_flags(fv=FLAGS):
@@ -195,6 +203,8 @@ def define_score_flags(fv=FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("batch_size", _C.batch_size,
                          "Texts scored at once (speed and memory only).", flag_values=fv)
+    flags.DEFINE_enum("precision", _C.precision, ("",) + cfg.PRECISIONS,
+                      "Precision of the matrix products (default: the run's).", flag_values=fv)
 
 
 def define_export_flags(fv=FLAGS):

@@ -51,12 +51,17 @@ def test_report_takes_medians_and_divides_the_right_columns(capsys):
              for fw, k in (("keras", 3), ("manual", 2), ("torch", 1))}
     train["2x512/lstm/keras"] = [1.0, 6000.0, 9e9]           # median 6000, not the mean
     evaluate = {key: [5000.0] for key in train if not key.endswith("torch")}
+    train["2x512/lstm/keras/bf16"] = [12000.0]
+    train["2x512/lstm/torch/bf16"] = [1500.0]
     results = {"matmul_gflops": [100.0, 200.0, 300.0], "matvec_gflops": [50.0],
                "train": train, "evaluate": evaluate,
                "sample": {"keras/1": [1000.0], "manual/1": [2000.0],
                           "keras/64": [3000.0], "manual/64": [4000.0]},
                "score": {"single": [10.0, 20.0, 30.0], "batched": [600.0],
-                         "evaluate_file": [7000.0]}}
+                         "evaluate_file": [7000.0]},
+               "quality": {"float32": {"steps": 300, "val_loss": 1.71234, "minutes": 4.0},
+                           "mixed_bfloat16": {"steps": 300, "val_loss": 1.7151,
+                                              "minutes": 2.1}}}
     run.report(results, ["keras", "manual", "torch"])
     out = capsys.readouterr().out
     assert "200 GFLOP/s = the ceiling" in out
@@ -69,6 +74,8 @@ def test_report_takes_medians_and_divides_the_right_columns(capsys):
     assert f"| 1 | 1,000 ({1000 * one / 50e9:.0%}) | 2,000 ({2000 * one / 50e9:.0%}) |" in out
     assert "one at a time 20 lines/s, batched 256 at a time (`score`) 600 lines/s = 30x" in out
     assert "7,000 chars/s" in out
+    assert "| 2x512 | lstm | 12,000 (2.00x) | - | 1,500 (1.50x) |" in out
+    assert "| mixed_bfloat16 | 300 | 1.7151 | 2.1 |" in out
 
 
 def _measure(*args):
@@ -91,6 +98,8 @@ def test_measure_runs_training_evaluation_and_sampling_of_a_tiny_model():
         rates = _measure("score", f"--method={method}", "--lines=40", "--batch_size=16", *tiny)
         assert len(rates) == 2 and all(r > 0 for r in rates)
     rates = _measure("evaluate_file", "--tokens=2000", *tiny)
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+    rates = _measure("train", "--cell=lstm", "--precision=mixed_bfloat16", *tiny)
     assert len(rates) == 2 and all(r > 0 for r in rates)
 
 

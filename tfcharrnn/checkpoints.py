@@ -13,6 +13,7 @@ up exactly where it stopped. Sampling and evaluation rebuild the model from conf
 vocab.json alone, never from flags.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -51,11 +52,15 @@ def write_text_atomic(path: str, text: str):
         raise
 
 
-def save_run_files(run_dir: str, config: RunConfig, vocab):
+def save_run_files(run_dir: str, config: RunConfig, vocab=None):
+    """Writes config.json, and vocab.json when a vocabulary is given (a new run). A resumed
+    run rewrites config.json only: it then records the values of this invocation (the fields
+    that may change on resume, such as --precision or --max_minutes)."""
     os.makedirs(run_dir, exist_ok=True)
     write_text_atomic(os.path.join(run_dir, CONFIG_FILE),
                       json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    write_text_atomic(os.path.join(run_dir, VOCAB_FILE), vocab.to_json() + "\n")
+    if vocab is not None:
+        write_text_atomic(os.path.join(run_dir, VOCAB_FILE), vocab.to_json() + "\n")
 
 
 def _read_json(run_dir: str, name: str):
@@ -221,15 +226,19 @@ def checkpoint_path(run_dir: str, which: str = "best") -> str:
     return checkpoint_paths(run_dir, which)[0]
 
 
-def restore_model(run_dir: str, which: str = "best", log=None):
+def restore_model(run_dir: str, which: str = "best", log=None, precision: str = ""):
     """Rebuilds the model of a run from its own files. Returns (config, vocab, model).
 
     A damaged checkpoint (truncated or corrupted files) is skipped with one line on stderr
     (or to `log`) naming it, and the next one is used: best, then latest, newest first.
+    `precision` overrides the run's (the variables are float32 whatever it is).
     """
     from tfcharrnn.models import build_model
     log = log or (lambda m: print(m, file=sys.stderr))
     config = load_run_config(run_dir)
+    if precision:
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                        precision=precision))
     vocab = load_vocab(run_dir)
     paths = checkpoint_paths(run_dir, which)
     model = build_model(config.model, len(vocab), seed=config.train.seed)

@@ -21,9 +21,15 @@ CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
 LR_SCHEDULES = ("epoch_decay", "cosine")
 STRATEGIES = ("off", "mirrored", "multi_worker_mirrored")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                               "tinyshakespeare.txt")
+
+
+def _precision(value):
+    if value:
+        _choice("precision", value, PRECISIONS)
 
 
 def _positive(name, value):
@@ -86,9 +92,11 @@ class ModelConfig:
     hidden_size: int = 256     # units per recurrent layer
     embedding_size: int = 64   # token embedding width (0 = one-hot input)
     dropout: float = 0.0       # dropout between layers and before the softmax, when training
+    precision: str = "float32"  # of the matrix products: float32, mixed_bfloat16, mixed_float16
 
     def __post_init__(self):
         _choice("backend", self.backend, BACKENDS)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("model", self.model, MODELS)
         _positive("num_layers", self.num_layers)
         _positive("hidden_size", self.hidden_size)
@@ -221,7 +229,7 @@ RESUMABLE_FIELDS = frozenset({
     "train.num_epochs", "train.max_steps", "train.max_minutes", "train.eval_every",
     "train.save_every",
     "train.keep_checkpoints", "train.logdir", "train.sample_length", "train.checkpoint_dir",
-    "train.preset",
+    "train.preset", "model.precision",
     "distribute.distribution_strategy", "distribute.num_replicas", "distribute.startup_timeout",
 })
 
@@ -255,10 +263,12 @@ class SampleConfig:
     stop: str = ""                   # char level: end each sample at the first occurrence
     interactive: bool = False        # read primes from the terminal, one per line
     seed: int = 0                    # same seed, same text
+    precision: str = ""              # of the matrix products ("" = the run's)
 
     def __post_init__(self):
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
         _choice("sampling", self.sampling, SAMPLING_METHODS)
+        _precision(self.precision)
         _positive("length", self.length)
         _positive("num_samples", self.num_samples)
         _positive("max_length", self.max_length)
@@ -286,10 +296,12 @@ class EvalConfig:
     checkpoint: str = "best"         # which weights: "best" or "latest"
     data_path: str = ""              # text file to measure (required)
     window: int = 1000               # tokens per forward call; the state carries across windows
+    precision: str = ""              # of the matrix products ("" = the run's)
 
     def __post_init__(self):
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
         _positive("window", self.window)
+        _precision(self.precision)
         if not self.data_path:
             raise UsageError("--data_path is required: the text file to evaluate the model on")
 
@@ -303,12 +315,14 @@ class ScoreConfig:
     sort: bool = False               # rank from most to least probable
     window: int = 1000               # tokens per forward call (speed only)
     batch_size: int = 256            # texts scored at once (speed and memory only)
+    precision: str = ""              # of the matrix products ("" = the run's)
 
     def __post_init__(self):
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
         _choice("unit", self.unit, SCORE_UNITS)
         _positive("window", self.window)
         _positive("batch_size", self.batch_size)
+        _precision(self.precision)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,8 @@ def check_known(vocab, text: str, what: str):
 
 def evaluate(config: EvalConfig, out=None) -> dict:
     out = out or sys.stdout
-    run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
+    run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint,
+                                                         precision=config.precision)
     # The run's encoding and CSV column; the format follows the file name (a .txt file is read
     # as text even if the run trained on a CSV).
     data_config = dataclasses.replace(run_config.data, data_format="auto")

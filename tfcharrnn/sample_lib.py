@@ -45,7 +45,8 @@ def prime_ids(vocab, prime: str, num_samples: int) -> np.ndarray:
 def sample(config: SampleConfig, out=None):
     """Writes `num_samples` samples to `out`; returns them as strings."""
     out = out or sys.stdout
-    run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
+    run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint,
+                                                         precision=config.precision)
     if config.sampling == "top_k" and config.top_k > len(vocab):
         raise UsageError(f"--top_k={config.top_k} is larger than the vocabulary "
                          f"({len(vocab)} tokens); pass --top_k={len(vocab)} or less")

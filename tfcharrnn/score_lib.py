@@ -41,7 +41,8 @@ def read_texts(config: ScoreConfig, vocab, stdin=None) -> list:
 
 def score(config: ScoreConfig, out=None, stdin=None) -> list:
     out = out or sys.stdout
-    _, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint)
+    _, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint,
+                                                precision=config.precision)
     texts = read_texts(config, vocab, stdin)
     sequences = []
     for text in texts:

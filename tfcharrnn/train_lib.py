@@ -157,8 +157,9 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
     tf.config.experimental.enable_op_determinism()
     with replicas.scope():
         model = build_model(config.model, len(vocab), seed=tc.seed)
-        optimizer = steps.make_optimizer(tc.learning_rate, tc.weight_decay,
-                                         model.trainable_variables)
+        optimizer = steps.make_optimizer(
+            tc.learning_rate, tc.weight_decay, model.trainable_variables,
+            loss_scaling=config.model.precision == "mixed_float16")
         # Built here, eagerly: built lazily inside the first replicated step it fails
         # (keras-team/keras#23085).
         optimizer.build(model.trainable_variables)
@@ -167,8 +168,8 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
                                               tc.keep_checkpoints)
     if chief:
         ckpt.restore_latest(log=lambda m: print(m, file=out))
-        if saved_vocab is None:
-            checkpoints.save_run_files(tc.checkpoint_dir, config, vocab)
+        checkpoints.save_run_files(tc.checkpoint_dir, config,
+                                   vocab if saved_vocab is None else None)
     replicas.broadcast_from_chief(ckpt.variables())
     step = int(ckpt.step.numpy())
     resumed = step > 0

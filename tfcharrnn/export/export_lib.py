@@ -33,8 +33,11 @@ def directory_size(path: str) -> int:
 def export(config: ExportConfig, out=None) -> dict:
     out = out or sys.stdout
     check_export_dir(config)
+    # The export computes in float32 whatever precision the run trained in: it must run on
+    # any CPU or server, and its one-token step is reading weights, not multiplying matrices.
     run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir,
-                                                         config.checkpoint)
+                                                         config.checkpoint,
+                                                         precision="float32")
     module = ExportModule(model, vocab)
     target = os.path.abspath(config.export_dir)
     parent = os.path.dirname(target)

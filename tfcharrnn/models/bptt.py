@@ -16,9 +16,18 @@ of an LSTM train step (nothing differentiates through these loops, so slicing do
 autodiff's quadratic cost).
 Gate order is Keras': LSTM i, f, g, o; GRU z, r, n (reset applied after the recurrent
 product). The equations are in `manual.py`.
+
+Precision: with `compute` (tf.bfloat16 or tf.float16; see cells.py) every matrix product here
+takes operands rounded to it (the weights once, before the loops) and gives float32 back; the
+element-wise arithmetic, the carried h and c and every gradient stay float32. Each sequence
+function is built once per compute dtype (`tf.custom_gradient` takes tensors only).
 """
 
+import functools
+
 import tensorflow as tf
+
+from tfcharrnn.models.cells import lowered, matmul
 
 
 def _loop(steps, body, loop_vars):
@@ -39,38 +48,48 @@ def _previous(h0, hs):
     return tf.concat([h0[None], hs[:-1]], axis=0)
 
 
-def _weight_grad(h_prev, dz):
+def _weight_grad(h_prev, dz, compute=None):
     """sum_t h_{t-1}^T dz_t as one matmul: [T, B, H], [T, B, K] -> [H, K]."""
     hidden, k = tf.shape(h_prev)[-1], tf.shape(dz)[-1]
-    return tf.matmul(tf.reshape(h_prev, [-1, hidden]), tf.reshape(dz, [-1, k]), transpose_a=True)
+    return matmul(tf.reshape(h_prev, [-1, hidden]), tf.reshape(dz, [-1, k]), compute,
+                  transpose_a=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # Basic RNN: h_t = tanh(xw_t + h_{t-1} U)
 
-@tf.custom_gradient
-def rnn_sequence(xw, w_hidden, h0):
+def rnn_sequence(xw, w_hidden, h0, compute=None):
     """Returns (hs [T, B, H], h_T)."""
+    return _rnn_sequence(compute)(xw, w_hidden, h0)
+
+
+@functools.lru_cache(maxsize=None)
+def _rnn_sequence(compute):
+    return tf.custom_gradient(lambda xw, w_hidden, h0: _rnn(xw, w_hidden, h0, compute))
+
+
+def _rnn(xw, w_hidden, h0, compute):
     steps = tf.shape(xw)[0]
+    w = lowered(w_hidden, compute)
 
     def body(t, hs, h):
-        h = tf.tanh(xw[t] + tf.matmul(h, w_hidden))
+        h = tf.tanh(xw[t] + matmul(h, w, compute))
         return t + 1, hs.write(t, h), h
 
     hs, h = _loop(steps, body, (_array(xw.dtype, steps), h0))
     hs = hs.stack()
 
     def grad(d_hs, d_h):
-        w_t = tf.transpose(w_hidden)  # once: a matmul with transpose_b is ~3x slower here
+        w_t = lowered(tf.transpose(w_hidden), compute)  # once: transpose_b is ~3x slower here
 
         def back(t, dzs, dh):
             h_t = hs[t]
             dz = (d_hs[t] + dh) * (1.0 - h_t * h_t)          # [B, H]
-            return t - 1, dzs.write(t, dz), tf.matmul(dz, w_t)
+            return t - 1, dzs.write(t, dz), matmul(dz, w_t, compute)
 
         dzs, dh0 = _reverse_loop(steps, back, (_array(xw.dtype, steps), d_h))
         dzs = dzs.stack()                                              # [T, B, H]
-        return dzs, _weight_grad(_previous(h0, hs), dzs), dh0
+        return dzs, _weight_grad(_previous(h0, hs), dzs, compute), dh0
 
     return (hs, h), grad
 
@@ -78,9 +97,17 @@ def rnn_sequence(xw, w_hidden, h0):
 # ---------------------------------------------------------------------------------------------
 # LSTM: [i f g o] = xw_t + h_{t-1} U; c_t = f c_{t-1} + i g; h_t = o tanh(c_t)
 
-@tf.custom_gradient
-def lstm_sequence(xw, w_hidden, h0, c0):
+def lstm_sequence(xw, w_hidden, h0, c0, compute=None):
     """Returns (hs [T, B, H], h_T, c_T)."""
+    return _lstm_sequence(compute)(xw, w_hidden, h0, c0)
+
+
+@functools.lru_cache(maxsize=None)
+def _lstm_sequence(compute):
+    return tf.custom_gradient(lambda xw, w_hidden, h0, c0: _lstm(xw, w_hidden, h0, c0, compute))
+
+
+def _lstm(xw, w_hidden, h0, c0, compute):
     steps = tf.shape(xw)[0]
     # One product per gate, [B, H] x [H, H], instead of one [B, H] x [H, 4H] and a split: the
     # four are independent, so the executor runs them and the gate functions after them in
@@ -88,9 +115,10 @@ def lstm_sequence(xw, w_hidden, h0, c0):
     # 2 x 512). Splitting xw costs one pass over it, outside the loop.
     xs = tf.split(xw, 4, axis=-1)                                      # 4 x [T, B, H]
     ws = tf.split(w_hidden, 4, axis=-1)                                # 4 x [H, H]
+    ws_low = [lowered(w, compute) for w in ws]
 
     def body(t, hs, cs, tanh_cs, i_s, fs, gs, os_, h, c):
-        i, f, g, o = (x[t] + tf.matmul(h, w) for x, w in zip(xs, ws))  # each [B, H]
+        i, f, g, o = (x[t] + matmul(h, w, compute) for x, w in zip(xs, ws_low))  # [B, H]
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         c = f * c + i * g
         tanh_c = tf.tanh(c)
@@ -106,7 +134,7 @@ def lstm_sequence(xw, w_hidden, h0, c0):
 
     def grad(d_hs, d_h, d_c):
         # Transposed once: a matmul with transpose_b is ~3x slower here.
-        w_ts = [tf.transpose(w) for w in ws]                            # 4 x [H, H]
+        w_ts = [lowered(tf.transpose(w), compute) for w in ws]          # 4 x [H, H]
         # Everything that does not depend on the incoming gradient is computed for all steps
         # at once, outside the loop, so each step is only a few large element-wise ops:
         #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh(c_t)^2)
@@ -122,14 +150,14 @@ def lstm_sequence(xw, w_hidden, h0, c0):
             dz = (dc * factors[0][t], dc * factors[1][t], dc * factors[2][t],
                   dh * factors[3][t])                                   # 4 x [B, H]
             # Per gate again, for the same parallelism: dh_{t-1} = sum_k dz_k W_k^T.
-            dh = tf.add_n([tf.matmul(d, w) for d, w in zip(dz, w_ts)])
+            dh = tf.add_n([matmul(d, w, compute) for d, w in zip(dz, w_ts)])
             return (t - 1, dzi.write(t, dz[0]), dzf.write(t, dz[1]), dzg.write(t, dz[2]),
                     dzo.write(t, dz[3]), dh, dc * f[t])
 
         *dz_arrays, dh0, dc0 = _reverse_loop(
             steps, back, tuple(_array(xw.dtype, steps) for _ in range(4)) + (d_h, d_c))
         dzs = tf.concat([a.stack() for a in dz_arrays], axis=-1)         # [T, B, 4H]
-        return dzs, _weight_grad(_previous(h0, hs), dzs), dh0, dc0
+        return dzs, _weight_grad(_previous(h0, hs), dzs, compute), dh0, dc0
 
     return (hs, h, c), grad
 
@@ -138,21 +166,31 @@ def lstm_sequence(xw, w_hidden, h0, c0):
 # GRU: [hz hr hn] = h_{t-1} U + b_hidden; z = s(xz + hz); r = s(xr + hr);
 #      n = tanh(xn + r hn); h_t = z h_{t-1} + (1 - z) n
 
-@tf.custom_gradient
-def gru_sequence(xw, w_hidden, b_hidden, h0):
+def gru_sequence(xw, w_hidden, b_hidden, h0, compute=None):
     """Returns (hs [T, B, H], h_T)."""
+    return _gru_sequence(compute)(xw, w_hidden, b_hidden, h0)
+
+
+@functools.lru_cache(maxsize=None)
+def _gru_sequence(compute):
+    return tf.custom_gradient(
+        lambda xw, w_hidden, b_hidden, h0: _gru(xw, w_hidden, b_hidden, h0, compute))
+
+
+def _gru(xw, w_hidden, b_hidden, h0, compute):
     steps = tf.shape(xw)[0]
     # One recurrent product per gate, run in parallel, as in the LSTM. The z and r parts of
     # b_hidden are added to xw once, outside the loop; n's stays inside (r multiplies it).
     ws = tf.split(w_hidden, 3, axis=-1)                                # 3 x [H, H]
+    ws_low = [lowered(w, compute) for w in ws]
     b_z, b_r, b_n = tf.split(b_hidden, 3, axis=-1)
     x_z, x_r, x_n = tf.split(xw, 3, axis=-1)                           # 3 x [T, B, H]
     x_z, x_r = x_z + b_z, x_r + b_r
 
     def body(t, hs, zs, rs, ns, hns, h):
-        z = tf.sigmoid(x_z[t] + tf.matmul(h, ws[0]))
-        r = tf.sigmoid(x_r[t] + tf.matmul(h, ws[1]))
-        hn = tf.matmul(h, ws[2]) + b_n
+        z = tf.sigmoid(x_z[t] + matmul(h, ws_low[0], compute))
+        r = tf.sigmoid(x_r[t] + matmul(h, ws_low[1], compute))
+        hn = matmul(h, ws_low[2], compute) + b_n
         n = tf.tanh(x_n[t] + r * hn)
         h = z * h + (1.0 - z) * n
         return (t + 1, hs.write(t, h), zs.write(t, z), rs.write(t, r), ns.write(t, n),
@@ -163,7 +201,7 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
 
     def grad(d_hs, d_h):
         # Transposed once: a matmul with transpose_b is ~3x slower here.
-        w_ts = [tf.transpose(w) for w in ws]                            # 3 x [H, H]
+        w_ts = [lowered(tf.transpose(w), compute) for w in ws]          # 3 x [H, H]
         h_prev = _previous(h0, hs)
 
         def back(t, dzs, drs, dns, duns, dh):
@@ -173,7 +211,8 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
             dz = dh * (h_prev[t] - n) * z * (1.0 - z)
             dr = dn * hn * r * (1.0 - r)
             dun = dn * r                                                 # d (h U_n + b_n)
-            dh_prev = dh * z + tf.add_n([tf.matmul(d, w) for d, w in zip((dz, dr, dun), w_ts)])
+            dh_prev = dh * z + tf.add_n([matmul(d, w, compute)
+                                         for d, w in zip((dz, dr, dun), w_ts)])
             return (t - 1, dzs.write(t, dz), drs.write(t, dr), dns.write(t, dn),
                     duns.write(t, dun), dh_prev)
 
@@ -181,7 +220,7 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
                                      tuple(_array(xw.dtype, steps) for _ in range(4)) + (d_h,))
         dz, dr, dn, dun = (a.stack() for a in arrays)                    # each [T, B, H]
         dus = tf.concat([dz, dr, dun], axis=-1)                          # d (h U + b) [T, B, 3H]
-        return (tf.concat([dz, dr, dn], axis=-1), _weight_grad(h_prev, dus),
+        return (tf.concat([dz, dr, dn], axis=-1), _weight_grad(h_prev, dus, compute),
                 tf.reduce_sum(dus, axis=[0, 1]), dh0)
 
     return (hs, h), grad
@@ -198,24 +237,26 @@ def gru_sequence(xw, w_hidden, b_hidden, h0):
 _SPLIT_MIN_UNITS = 4096
 
 
-def _rnn_batch_halves(w_hidden, xw, h0):
+def _rnn_batch_halves(w_hidden, xw, h0, compute=None):
     batch, hidden = xw.shape[1], w_hidden.shape[0]
     if batch is None or hidden is None or batch % 2 or batch // 2 * hidden < _SPLIT_MIN_UNITS:
-        return rnn_sequence(xw, w_hidden, h0)
-    halves = [rnn_sequence(x, w_hidden, h)
+        return rnn_sequence(xw, w_hidden, h0, compute)
+    halves = [rnn_sequence(x, w_hidden, h, compute)
               for x, h in zip(tf.split(xw, 2, axis=1), tf.split(h0, 2, axis=0))]
     return (tf.concat([hs for hs, _ in halves], axis=1),               # [T, B, H]
             tf.concat([h for _, h in halves], axis=0))                 # [B, H]
 
 
-def run_sequence(cell: str, xw, params, state):
-    """xw [T, B, G*H], state tuple of [B, H] -> (outputs [T, B, H], final state tuple)."""
+def run_sequence(cell: str, xw, params, state, compute=None):
+    """xw [T, B, G*H], state tuple of [B, H] -> (outputs [T, B, H], final state tuple).
+    compute: None (float32) or the dtype of the matrix products (see the module doc)."""
     w_hidden = tf.convert_to_tensor(params["W_hidden"])
     if cell == "rnn":
-        hs, h = _rnn_batch_halves(w_hidden, xw, state[0])
+        hs, h = _rnn_batch_halves(w_hidden, xw, state[0], compute)
         return hs, (h,)
     if cell == "gru":
-        hs, h = gru_sequence(xw, w_hidden, tf.convert_to_tensor(params["b_hidden"]), state[0])
+        hs, h = gru_sequence(xw, w_hidden, tf.convert_to_tensor(params["b_hidden"]), state[0],
+                             compute)
         return hs, (h,)
-    hs, h, c = lstm_sequence(xw, w_hidden, state[0], state[1])
+    hs, h, c = lstm_sequence(xw, w_hidden, state[0], state[1], compute)
     return hs, (h, c)

@@ -11,6 +11,42 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 STATES_PER_LAYER = {"rnn": 1, "gru": 1, "lstm": 2}
 
 
+# ---- precision ----
+# Under --precision=mixed_bfloat16 (or mixed_float16) only the matrix products run in the low
+# precision: their operands are rounded to it, which is what makes them fast (AMX, AVX512-BF16,
+# tensor cores), and their results come back to float32 at once. Everything else stays float32:
+# the variables, the gate arithmetic, the cell state c and h between steps (a recurrence
+# re-rounded to 8 bits of mantissa every step drifts), the sums of the backward pass, the
+# softmax and the loss. `compute` is that low dtype, or None for plain float32.
+
+COMPUTE_DTYPES = {"float32": None, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+
+
+def compute_dtype(precision: str):
+    return COMPUTE_DTYPES[precision]
+
+
+def lowered(w, compute):
+    """A weight rounded to the compute dtype once, outside a loop (as is without one)."""
+    return w if compute is None else tf.cast(w, compute)
+
+
+def matmul(a, b, compute=None, transpose_a=False):
+    """a @ b; with `compute`, its operands rounded to it and the product returned in a's
+    dtype (float32). b may already be `lowered`."""
+    if compute is None:
+        return tf.matmul(a, b, transpose_a=transpose_a)
+    return tf.cast(tf.matmul(tf.cast(a, compute), tf.cast(b, compute), transpose_a=transpose_a),
+                   a.dtype)
+
+
+def tensordot(x, w, compute=None):
+    """x [..., I] @ w [I, K] -> [..., K], like `matmul`."""
+    if compute is None:
+        return tf.tensordot(x, w, axes=1)
+    return tf.cast(tf.tensordot(tf.cast(x, compute), tf.cast(w, compute), axes=1), x.dtype)
+
+
 # ---- gate arithmetic ----
 # Each takes the pre-activations and the old state and returns (output [B, H], state tuple).
 
@@ -51,9 +87,9 @@ def gates_step(cell: str, params, xw, hw, state):
     return (lstm_gates if cell == "lstm" else rnn_gates)(xw + hw, state)
 
 
-def cell_step(cell: str, params, xw, state):
+def cell_step(cell: str, params, xw, state, compute=None):
     """One time step from the projected input xw [B, G*H] (see `input_projection`)."""
-    return gates_step(cell, params, xw, tf.matmul(state[0], params["W_hidden"]), state)
+    return gates_step(cell, params, xw, matmul(state[0], params["W_hidden"], compute), state)
 
 
 def input_bias(params, cell: str):
@@ -61,6 +97,6 @@ def input_bias(params, cell: str):
     return params["b_input"] if cell == "gru" else params["b_hidden"]
 
 
-def input_projection(params, cell: str, x):
+def input_projection(params, cell: str, x, compute=None):
     """x [..., I] -> x W_input + (input-side) bias [..., G*H]; independent of the state."""
-    return tf.tensordot(x, params["W_input"], axes=1) + input_bias(params, cell)
+    return tensordot(x, params["W_input"], compute) + input_bias(params, cell)

@@ -9,7 +9,9 @@ with XLA (`decoding/sampling.py`), and this step is written for that:
     naive loop (2 x 512 LSTM, one stream: ~5,000 tokens/s with the add, ~9,000 folded);
   - a GRU layer is two, [x, 1] @ [W_input; b_input] and [h, 1] @ [W_hidden; b_hidden], because
     its reset gate multiplies the recurrent part alone.
-The gate arithmetic is `cells.py`'s, as in the manual back-end. The sampler folds the weights once per `generate()` call
+The gate arithmetic is `cells.py`'s, as in the manual back-end. In mixed precision the folded
+weights are rounded to the compute dtype once, and each product takes its input rounded to
+it and gives float32 back (`cells.matmul`), as in training. The sampler folds the weights once per `generate()` call
 (`fold_weights`, ~2 ms for the 2 x 512 LSTM) and passes them into its compiled calls, so they
 always hold the variables' current values and no compiled call repeats the folding.
 """
@@ -37,11 +39,13 @@ def fold_weights(model) -> dict:
     [I + 1, 3H], [H + 1, 3H]), "logits": [H + 1, V]}.
     """
     embedding, layers, softmax = model.step_weights()
+    compute = cells.compute_dtype(model.config.precision)
     if model.config.model == "gru":
-        folded = [(_fold(p["W_input"], p["b_input"]), _fold(p["W_hidden"], p["b_hidden"]))
-                  for p in layers]
+        folded = [(cells.lowered(_fold(p["W_input"], p["b_input"]), compute),
+                   cells.lowered(_fold(p["W_hidden"], p["b_hidden"]), compute)) for p in layers]
     else:
-        folded = [_fold(p["W_input"], p["W_hidden"], p["b_hidden"]) for p in layers]
+        folded = [cells.lowered(_fold(p["W_input"], p["W_hidden"], p["b_hidden"]), compute)
+                  for p in layers]
     return {"embedding": None if embedding is None else tf.convert_to_tensor(embedding),
             "layers": folded, "logits": _fold(softmax["W_softmax"], softmax["b_softmax"])}
 
@@ -54,6 +58,7 @@ def step_functions(model):
     """
     cell, vocab_size = model.config.model, model.vocab_size
     per_layer = cells.STATES_PER_LAYER[cell]
+    compute = cells.compute_dtype(model.config.precision)
 
     def step(tokens, state, weights):
         dtype = weights["logits"].dtype
@@ -67,10 +72,12 @@ def step_functions(model):
             h = layer_state[0]
             if cell == "gru":
                 w_x, w_h = layer
-                x, layer_state = cells.gru_gates(tf.matmul(_with_ones(x), w_x),
-                                                  tf.matmul(_with_ones(h), w_h), layer_state)
+                x, layer_state = cells.gru_gates(cells.matmul(_with_ones(x), w_x, compute),
+                                                  cells.matmul(_with_ones(h), w_h, compute),
+                                                  layer_state)
             else:
-                z = tf.matmul(_with_ones(tf.concat([x, h], axis=-1)), layer)   # [B, G*H]
+                z = cells.matmul(_with_ones(tf.concat([x, h], axis=-1)), layer,
+                                 compute)                                      # [B, G*H]
                 gates = cells.lstm_gates if cell == "lstm" else cells.rnn_gates
                 x, layer_state = gates(z, layer_state)
             new_state.extend(layer_state)

@@ -23,7 +23,9 @@ hand-written backward-through-time kernels of `bptt.py` instead of Keras' generi
 per-step products. That made the 2 x 512 LSTM train step 1.7x faster. Layers configured
 outside what the kernels compute (masking, go_backwards, built-in dropout, other activations)
 fall back to Keras' loop; a test checks both give the same outputs and gradients. On a GPU
-the LSTM and GRU leave their loop to Keras, which runs cuDNN there (`devices.py`).
+the LSTM and GRU leave their loop to Keras, which runs cuDNN there (`devices.py`), except
+in mixed precision, where the kernels' products run in the low precision (`cells.py`) and
+the Keras layers stay float32 (no Keras dtype policy).
 """
 
 import keras
@@ -31,7 +33,7 @@ import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
 from tfcharrnn.models import devices, manual, wavefront
-from tfcharrnn.models.cells import STATES_PER_LAYER
+from tfcharrnn.models.cells import STATES_PER_LAYER, compute_dtype
 
 
 class _BPTTKernel:
@@ -39,10 +41,12 @@ class _BPTTKernel:
 
     cell_type = None  # "rnn", "gru" or "lstm"
     use_bptt_kernel = True
+    compute = None    # dtype of the kernels' matrix products (cells.py); None: float32
 
     def _kernel_applies(self, mask) -> bool:
         cell = self.cell
-        if self.cell_type in ("lstm", "gru") and devices.gpu_available():
+        if (self.cell_type in ("lstm", "gru") and self.compute is None
+                and devices.gpu_available()):
             return False  # Keras' inner_loop runs cuDNN there (see devices.py)
         return (self.use_bptt_kernel and mask is None and not self.go_backwards
                 and not self.unroll and not cell.dropout and not cell.recurrent_dropout
@@ -64,7 +68,7 @@ class _BPTTKernel:
         if not self._kernel_applies(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         outputs, state = manual.run_layer(self.params(), self.cell_type, sequences,
-                                          tuple(initial_state))         # [B, T, H]
+                                          tuple(initial_state), self.compute)  # [B, T, H]
         return outputs[:, -1], outputs, list(state)
 
 
@@ -124,6 +128,9 @@ class KerasRNN(keras.Model):
                       recurrent_initializer=_uniform(hidden),
                       bias_initializer=_uniform(hidden), name=f"{config.model}_{i}", **extra)
             for i in range(config.num_layers)]
+        self.compute = compute_dtype(config.precision)
+        for layer in self.rnn_layers:
+            layer.compute = self.compute
         # One dropout per layer boundary plus one before the softmax; each gets its own seed so
         # the masks of different layers are independent.
         self.dropouts = [ReplicaDropout(config.dropout, seed=seed + i, name=f"dropout_{i}")
@@ -179,11 +186,13 @@ class KerasRNN(keras.Model):
             # manual.first_projection), and evaluation runs all layers in one loop (see
             # wavefront.py) instead of one layer call after another. Same outputs.
             embedding = self.embedding.embeddings if self.embedding is not None else None
-            xw = manual.first_projection(layers[0].params(), cell, inputs, embedding)
+            xw = manual.first_projection(layers[0].params(), cell, inputs, embedding,
+                                         self.compute)
             if not training and len(layers) > 1:
                 x, new_state = wavefront.forward(
                     cell, [layer.params() for layer in layers], xw, state,
-                    lambda: self._layer_by_layer(None, state, False, first_xw=xw))
+                    lambda: self._layer_by_layer(None, state, False, first_xw=xw),
+                    self.compute)
             else:
                 x, new_state = self._layer_by_layer(None, state, training, first_xw=xw)
         else:
@@ -207,7 +216,7 @@ class KerasRNN(keras.Model):
             layer_state = list(state[i * n:(i + 1) * n])
             if i == 0 and first_xw is not None:
                 x, layer_state = manual.run_projected(layer.params(), layer.cell_type,
-                                                      first_xw, layer_state)
+                                                      first_xw, layer_state, self.compute)
                 new_state.extend(layer_state)
                 continue
             if i > 0 and self.dropouts:

@@ -34,8 +34,8 @@ import tensorflow as tf
 from tfcharrnn.config import ModelConfig
 from tfcharrnn.models import bptt, wavefront
 # The gate arithmetic lives in cells.py, which the wavefront and the sampler use too.
-from tfcharrnn.models.cells import (GATES, STATES_PER_LAYER, cell_step, input_bias,
-                                    input_projection)
+from tfcharrnn.models.cells import (GATES, STATES_PER_LAYER, cell_step, compute_dtype,
+                                    input_bias, input_projection)
 
 
 def rnn_cell(params, rnn_input, state, cell: str = "rnn"):
@@ -57,7 +57,7 @@ def rnn_logits(params, rnn_output):
     return tf.tensordot(rnn_output, params["W_softmax"], axes=1) + params["b_softmax"]
 
 
-def first_projection(params, cell: str, ids, embedding=None):
+def first_projection(params, cell: str, ids, embedding=None, compute=None):
     """The first layer's input projection for every step, from token ids: [B, T] -> [T, B, G*H].
 
     Embedding then projecting is a lookup in the projected table:
@@ -75,22 +75,23 @@ def first_projection(params, cell: str, ids, embedding=None):
         return tf.gather(params["W_input"] + bias, ids)                 # one-hot rows of W
     tokens = ids.shape.num_elements()
     if tokens is not None and embedding.shape[0] < tokens:
-        return tf.gather(input_projection(params, cell, embedding), ids)   # [V, G*H] table
-    return input_projection(params, cell, tf.gather(embedding, ids))
+        return tf.gather(input_projection(params, cell, embedding, compute), ids)  # [V, G*H]
+    return input_projection(params, cell, tf.gather(embedding, ids), compute)
 
 
-def run_projected(params, cell: str, xw, state):
+def run_projected(params, cell: str, xw, state, compute=None):
     """One layer over a sequence from its projected input xw [T, B, G*H] (time-major).
 
-    The loop and its hand-written backward pass are in `bptt.py`.
+    The loop and its hand-written backward pass are in `bptt.py`; `compute` is the dtype of
+    its matrix products (None: float32; see cells.py).
     Returns:
       outputs [B, T, H], final state tuple.
     """
-    outputs, state = bptt.run_sequence(cell, xw, params, tuple(state))
+    outputs, state = bptt.run_sequence(cell, xw, params, tuple(state), compute)
     return tf.transpose(outputs, [1, 0, 2]), state                     # [B, T, H]
 
 
-def run_layer(params, cell: str, x, state):
+def run_layer(params, cell: str, x, state, compute=None):
     """Runs one layer over a sequence: the hoisted input projection, then the time loop.
 
     The loop and its hand-written backward pass are in `bptt.py`; they compute exactly
@@ -102,8 +103,8 @@ def run_layer(params, cell: str, x, state):
     Returns:
       outputs [B, T, H], final state tuple.
     """
-    xw = input_projection(params, cell, tf.transpose(x, [1, 0, 2]))   # [T, B, G*H], hoisted
-    return run_projected(params, cell, xw, state)
+    xw = input_projection(params, cell, tf.transpose(x, [1, 0, 2]), compute)  # [T, B, G*H]
+    return run_projected(params, cell, xw, state, compute)
 
 
 class ManualRNN(tf.Module):
@@ -114,6 +115,7 @@ class ManualRNN(tf.Module):
         self.config = config
         self.vocab_size = vocab_size
         self.dtype = dtype
+        self.compute = compute_dtype(config.precision)  # of the matrix products (cells.py)
         cell, hidden, layers = config.model, config.hidden_size, config.num_layers
         gates = GATES[cell]
         rng = np.random.default_rng(seed)
@@ -183,11 +185,13 @@ class ManualRNN(tf.Module):
           logits [B, T, V], new state (same structure).
         """
         cell = self.config.model
-        xw = first_projection(self.layers[0], cell, inputs, self.embedding)  # [T, B, G*H]
+        xw = first_projection(self.layers[0], cell, inputs, self.embedding,
+                              self.compute)                               # [T, B, G*H]
         if not training and len(self.layers) > 1:
             # Evaluation: all layers in one loop (see wavefront.py); same outputs.
             x, new_state = wavefront.forward(cell, self.layers, xw, state,
-                                             lambda: self._layer_by_layer(xw, state, False))
+                                             lambda: self._layer_by_layer(xw, state, False),
+                                             self.compute)
         else:
             x, new_state = self._layer_by_layer(xw, state, training)
         x = self._dropout(x, training)
@@ -201,9 +205,11 @@ class ManualRNN(tf.Module):
         for i, params in enumerate(self.layers):
             layer_state = state[i * n:(i + 1) * n]
             if i == 0:
-                x, layer_state = run_projected(params, self.config.model, xw, layer_state)
+                x, layer_state = run_projected(params, self.config.model, xw, layer_state,
+                                               self.compute)
             else:
                 x = self._dropout(x, training)
-                x, layer_state = run_layer(params, self.config.model, x, layer_state)
+                x, layer_state = run_layer(params, self.config.model, x, layer_state,
+                                           self.compute)
             new_state.extend(layer_state)
         return x, new_state

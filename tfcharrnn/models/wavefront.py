@@ -30,7 +30,7 @@ import tensorflow as tf
 from tfcharrnn.models import cells
 
 
-def forward(cell: str, layers, xw, state, layered):
+def forward(cell: str, layers, xw, state, layered, compute=None):
     """Args:
       cell: "rnn", "gru" or "lstm".
       layers: per-layer params under the manual back-end's names (L >= 2 of them).
@@ -38,17 +38,18 @@ def forward(cell: str, layers, xw, state, layered):
       state: flat list of [B, H] (per layer: h, or h and c for the LSTM).
       layered: a function () -> (outputs, new state) computing the same thing layer by layer,
         used when T is shorter than L - 1.
+      compute: None (float32) or the dtype of the matrix products (see cells.py).
     Returns:
       the top layer's outputs [B, T, H], the new flat state.
     """
     steps, shortest = xw.shape[0], len(layers) - 1
     if steps is not None:
-        return _wavefront(cell, layers, xw, state) if steps >= shortest else layered()
+        return _wavefront(cell, layers, xw, state, compute) if steps >= shortest else layered()
     return tf.cond(tf.shape(xw)[0] >= shortest,
-                   lambda: _wavefront(cell, layers, xw, state), layered)
+                   lambda: _wavefront(cell, layers, xw, state, compute), layered)
 
 
-def _wavefront(cell, layers, xw, state):
+def _wavefront(cell, layers, xw, state, compute):
     depth, per_layer = len(layers), cells.STATES_PER_LAYER[cell]
     states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
     steps = tf.shape(xw)[0]
@@ -60,14 +61,14 @@ def _wavefront(cell, layers, xw, state):
     # chars/s, 2 x 128 138k -> 171k. The GRU was slower that way (2 x 128 216k -> 192k), so
     # it, like the basic RNN, keeps one product.
     chunks = 4 if cell == "lstm" else 1
-    parts = [{name: tf.split(layer[name], chunks, axis=-1)
+    parts = [{name: [cells.lowered(w, compute) for w in tf.split(layer[name], chunks, axis=-1)]
               for name in (("W_input", "W_hidden") if l else ("W_hidden",))}  # layer 0: xw
              for l, layer in enumerate(layers)]
 
     def product(x, ws):                                                 # [B, K] -> [B, G*H]
         if len(ws) == 1:
-            return tf.matmul(x, ws[0])
-        return tf.concat([tf.matmul(x, w) for w in ws], axis=-1)
+            return cells.matmul(x, ws[0], compute)
+        return tf.concat([cells.matmul(x, w, compute) for w in ws], axis=-1)
 
     def advance(states, i, active):
         """One diagonal: every layer l in `active` takes its step i - l. Reads only `states`

@@ -1,0 +1,139 @@
+"""The README's results table: the `cpu_hour` preset for each cell, scored on the held-out tail.
+
+    python benchmarks/cpu_hour.py --out_dir=runs/cpu_hour                # rnn, gru, lstm: ~3 h
+    python benchmarks/cpu_hour.py --out_dir=runs/cpu_hour --cells=lstm   # one cell: ~1 h
+    python benchmarks/cpu_hour.py --out_dir=runs/cpu_hour --skip_train   # table of runs done
+    python -m tfcharrnn.plot --logdir=runs/cpu_hour --out=curves.png     # their curves
+
+For each cell: `python -m tfcharrnn.train --preset=cpu_hour --model=CELL` into OUT_DIR/CELL
+(one process, the whole machine, one after another), then `python -m tfcharrnn.evaluate` of its
+best and latest checkpoints on the held-out tail: the last 10% of the bundled corpus, which
+the default split keeps out of training, as one stream from a zero state. Prints a Markdown
+table and writes OUT_DIR/results.json. Train chars/s is the median of the per-step rates the
+run logged (validation excluded); minutes are the wall time of the train command.
+Not a test: nothing here passes or fails.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+CELLS = ("rnn", "gru", "lstm")
+
+
+def held_out_tail(out_dir: str) -> str:
+    """Writes the last 10% of the bundled corpus (the default --val_fraction) to a file."""
+    from tfcharrnn import corpus
+    from tfcharrnn.config import BUNDLED_CORPUS
+    with open(BUNDLED_CORPUS, encoding="utf-8") as f:
+        text = f.read()
+    _, tail, _ = corpus.split(list(text), 0.1)
+    path = os.path.join(out_dir, "heldout_tail.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(tail))
+    return path
+
+
+def train(cell: str, run_dir: str, extra: list) -> float:
+    """Runs the preset for one cell; returns the wall minutes. Resumes a run already there."""
+    cmd = [sys.executable, "-m", "tfcharrnn.train", "--preset=cpu_hour", f"--model={cell}",
+           f"--checkpoint_dir={run_dir}", *extra]
+    print("$ " + " ".join(cmd[1:]), file=sys.stderr)
+    start = time.monotonic()
+    with open(run_dir + ".log", "a", encoding="utf-8") as log:
+        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return (time.monotonic() - start) / 60.0
+
+
+def evaluate(run_dir: str, data_path: str, checkpoint: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "tfcharrnn.evaluate",
+                          f"--checkpoint_dir={run_dir}", f"--checkpoint={checkpoint}",
+                          f"--data_path={data_path}"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def logged(run_dir: str, tag: str) -> list:
+    """Values of a scalar the run logged, in step order."""
+    from tfcharrnn import plot_lib
+    curve = plot_lib.read_curve(os.path.join(run_dir, "logs"), tag)
+    return curve[1] if curve else []
+
+
+def parameters(run_dir: str) -> int:
+    from tfcharrnn import checkpoints
+    _, _, model = checkpoints.restore_model(run_dir, "latest")
+    return sum(int(v.shape.num_elements()) for v in model.trainable_variables)
+
+
+def cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return platform.processor()
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return (f"{fields.get('Model name', '?').strip()}, {os.cpu_count()} cores"
+            f" ({' '.join(shown) or 'no AVX2'})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out_dir", default="runs/cpu_hour")
+    parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--skip_train", action="store_true",
+                        help="tabulate the runs already in --out_dir")
+    parser.add_argument("--train_flag", action="append", default=[],
+                        help="an extra train flag, e.g. --train_flag=--max_minutes=5")
+    args = parser.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    results_path = os.path.join(args.out_dir, "results.json")
+    results = {}
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as f:
+            results = json.load(f)
+    tail = held_out_tail(args.out_dir)
+    for cell in args.cells.split(","):
+        run_dir = os.path.join(args.out_dir, cell)
+        row = results.get(cell, {})
+        if not args.skip_train:
+            row = {"minutes": train(cell, run_dir, args.train_flag), "cpu": cpu_name()}
+        rates = logged(run_dir, "chars_per_sec")
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        row.update({
+            "best": evaluate(run_dir, tail, "best"),
+            "latest": evaluate(run_dir, tail, "latest"),
+            "steps": len(rates),
+            "chars_per_sec": statistics.median(rates) if rates else None,
+            "parameters": parameters(run_dir),
+            "model": config["model"],
+        })
+        results[cell] = row
+        with open(results_path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    print("| cell | held-out nats/char | bits/char | last checkpoint nats/char | minutes "
+          "| steps | train chars/s | parameters |")
+    print("|---|---|---|---|---|---|---|---|")
+    for cell in CELLS:
+        if cell not in results:
+            continue
+        r = results[cell]
+        m = r.get("minutes")
+        print(f"| {cell} | {r['best']['loss_nats_per_token']:.4f} "
+              f"| {r['best']['bits_per_token']:.4f} "
+              f"| {r['latest']['loss_nats_per_token']:.4f} "
+              f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "
+              f"| {r['chars_per_sec']:,.0f} | {r['parameters']:,} |")
+    cpus = {r.get("cpu") for r in results.values() if r.get("cpu")}
+    print(f"\nCPU: {'; '.join(sorted(cpus)) or cpu_name()}")
+
+
+if __name__ == "__main__":
+    main()
