@@ -60,6 +60,10 @@ def define_model_flags(fv=FLAGS):
     flags.DEFINE_float("dropout", _M.dropout,
                        "Dropout between layers and before the softmax, in [0, 1).",
                        flag_values=fv)
+    flags.DEFINE_float("weight_dropout", _M.weight_dropout,
+                       "DropConnect of the recurrent (hidden-to-hidden) weights in training, "
+                       "one mask per window (AWD-LSTM's WeightDrop), in [0, 1).",
+                       flag_values=fv)
     flags.DEFINE_enum("precision", _M.precision, cfg.PRECISIONS,
                       "Matrix products in float32, or in bfloat16 / float16 with everything "
                       "else float32 (mixed_float16 adds loss scaling; for GPUs).",

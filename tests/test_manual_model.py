@@ -236,3 +236,51 @@ def test_first_projection_equals_embedding_then_projection(cell, vocab):
         assert len(got) == len(want)
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_dropout_same_in_both_back_ends_and_only_when_training(cell, monkeypatch):
+    """--weight_dropout: one DropConnect mask of W_hidden per layer and window. With the masks'
+    seeds fixed, both back-ends train through the same dropped weights (parity); evaluation
+    uses the full weights; each window draws new masks."""
+    from tfcharrnn.models import cells, keras_rnn, manual as manual_module
+    rng = np.random.default_rng(6)
+    kwargs = dict(model=cell, num_layers=2, hidden_size=10, embedding_size=4)
+    plain = build_model(ModelConfig(backend="keras", **kwargs), vocab_size=8)
+    dropped = {b: build_model(ModelConfig(backend=b, weight_dropout=0.4, **kwargs), vocab_size=8)
+               for b in ("keras", "manual")}
+    randomize(plain, rng)
+    keras_to_manual(plain, dropped["manual"])
+    manual_to_keras(dropped["manual"], dropped["keras"])
+    ids = tf.constant(rng.integers(0, 8, (3, 6)), tf.int32)
+    state = plain.initial_state(3)
+    reference, _ = plain(ids, state, training=False)
+    for model in dropped.values():
+        np.testing.assert_allclose(model(ids, state, training=False)[0], reference, atol=1e-5)
+        a, _ = model(ids, state, training=True)
+        b, _ = model(ids, state, training=True)
+        assert not np.allclose(a, reference, atol=1e-3) and not np.allclose(a, b, atol=1e-3)
+    drawn = []
+
+    def fixed(w, rate, seed):
+        drawn.append(rate)
+        return tf.nn.experimental.stateless_dropout(w, rate, seed=tf.constant([7, len(drawn) % 2],
+                                                                                tf.int64))
+
+    for module in (cells, keras_rnn, manual_module):
+        monkeypatch.setattr(module, "drop_connect", fixed, raising=False)
+    outputs = {}
+    for backend, model in dropped.items():
+        drawn.clear()
+        outputs[backend] = model(ids, state, training=True)[0]
+        assert drawn == [0.4, 0.4]                     # one mask per layer and window
+    np.testing.assert_allclose(outputs["keras"], outputs["manual"], atol=1e-5)
+
+
+def test_drop_connect_zeroes_the_rate_and_keeps_the_mean():
+    from tfcharrnn.models.cells import drop_connect
+    w = tf.ones([200, 300])
+    out = drop_connect(w, 0.3, tf.constant([1, 2], tf.int64)).numpy()
+    assert abs((out == 0).mean() - 0.3) < 0.01
+    np.testing.assert_allclose(out[out != 0], 1 / 0.7, rtol=1e-6)
+    assert abs(out.mean() - 1.0) < 0.02

@@ -92,6 +92,7 @@ class ModelConfig:
     hidden_size: int = 256     # units per recurrent layer
     embedding_size: int = 64   # token embedding width (0 = one-hot input)
     dropout: float = 0.0       # dropout between layers and before the softmax, when training
+    weight_dropout: float = 0.0  # DropConnect of the recurrent weights, when training
     precision: str = "float32"  # of the matrix products: float32, mixed_bfloat16, mixed_float16
 
     def __post_init__(self):
@@ -105,6 +106,8 @@ class ModelConfig:
                              f"got {self.embedding_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.weight_dropout < 1.0:
+            raise UsageError(f"--weight_dropout must be in [0, 1), got {self.weight_dropout}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -77,6 +77,18 @@ def lstm_gates(z, state):
     return h, (h, c)
 
 
+# ---- regularization ----
+
+def drop_connect(w, rate: float, seed):
+    """DropConnect of a weight matrix (Wan et al., 2013), as AWD-LSTM's WeightDrop applies it
+    to the recurrent weights W_hidden (Merity et al., 2018): each weight is zeroed with
+    probability `rate` and the rest scaled by 1 / (1 - rate), one mask for a whole window
+    (every row and time step), drawn anew each training window. Ordinary dropout never
+    touches the hidden-to-hidden path; this regularizes it without changing the loop.
+    seed: int64 [2], stateless."""
+    return tf.nn.experimental.stateless_dropout(w, rate, seed=seed)
+
+
 # ---- cells: (params, projected input [B, G*H], state tuple) -> (output [B, H], state tuple) ----
 
 def gates_step(cell: str, params, xw, hw, state):

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
 from tfcharrnn.models import devices, manual, wavefront
-from tfcharrnn.models.cells import STATES_PER_LAYER, compute_dtype
+from tfcharrnn.models.cells import STATES_PER_LAYER, compute_dtype, drop_connect
 
 
 class _BPTTKernel:
@@ -42,11 +42,12 @@ class _BPTTKernel:
     cell_type = None  # "rnn", "gru" or "lstm"
     use_bptt_kernel = True
     compute = None    # dtype of the kernels' matrix products (cells.py); None: float32
+    needs_kernel = False  # --weight_dropout: only the kernels can drop the recurrent weights
 
     def _kernel_applies(self, mask) -> bool:
         cell = self.cell
         if (self.cell_type in ("lstm", "gru") and self.compute is None
-                and devices.gpu_available()):
+                and not self.needs_kernel and devices.gpu_available()):
             return False  # Keras' inner_loop runs cuDNN there (see devices.py)
         return (self.use_bptt_kernel and mask is None and not self.go_backwards
                 and not self.unroll and not cell.dropout and not cell.recurrent_dropout
@@ -131,6 +132,10 @@ class KerasRNN(keras.Model):
         self.compute = compute_dtype(config.precision)
         for layer in self.rnn_layers:
             layer.compute = self.compute
+            layer.needs_kernel = config.weight_dropout > 0
+        # --weight_dropout masks come from this generator (its state is checkpointed).
+        self.weight_seeds = (keras.random.SeedGenerator(seed + 1000, name="weight_dropout")
+                             if config.weight_dropout > 0 else None)
         # One dropout per layer boundary plus one before the softmax; each gets its own seed so
         # the masks of different layers are independent.
         self.dropouts = [ReplicaDropout(config.dropout, seed=seed + i, name=f"dropout_{i}")
@@ -159,7 +164,23 @@ class KerasRNN(keras.Model):
                 key = f"{layer.name}/{var.name}"
                 assert key not in named, key
                 named[key] = var
+        if self.weight_seeds is not None:
+            named["weight_dropout/seed"] = self.weight_seeds.state
         return named
+
+    def _layer_params(self, layer, training):
+        """A layer's weights for this window, W_hidden through DropConnect when training with
+        --weight_dropout (see cells.drop_connect); with several replicas each draws its own
+        mask, as ReplicaDropout does."""
+        params = layer.params()
+        rate = self.config.weight_dropout
+        if not training or rate == 0:
+            return params
+        seed = tf.cast(self.weight_seeds.next(), tf.int64)                   # [2]
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        return dict(params, W_hidden=drop_connect(params["W_hidden"], rate, seed))
 
     def initial_state(self, batch_size: int):
         return [tf.zeros([batch_size, h]) for h in self.state_shapes]
@@ -208,19 +229,30 @@ class KerasRNN(keras.Model):
 
     def _layer_by_layer(self, x, state, training, first_xw=None):
         """x [B, T, I] -> top layer's outputs [B, T, H], new state: the Keras layers in turn.
-        With first_xw, the first layer's projected input [T, B, G*H], the first layer runs
-        from it through `manual.run_projected` (same weights) and x is not used."""
+        With first_xw, the first layer's projected input [T, B, G*H] (the kernels' path), the
+        first layer runs from it through `manual.run_projected` and the others through
+        `manual.run_layer` (what their inner_loop runs, with the same weights, dropped-connected
+        when training with --weight_dropout), and x is not used."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
         for i, layer in enumerate(self.rnn_layers):
             layer_state = list(state[i * n:(i + 1) * n])
             if i == 0 and first_xw is not None:
-                x, layer_state = manual.run_projected(layer.params(), layer.cell_type,
-                                                      first_xw, layer_state, self.compute)
+                x, layer_state = manual.run_projected(self._layer_params(layer, training),
+                                                      layer.cell_type, first_xw, layer_state,
+                                                      self.compute)
                 new_state.extend(layer_state)
                 continue
             if i > 0 and self.dropouts:
                 x = self.dropouts[i - 1](x, training=training)
+            if first_xw is not None:
+                # The kernels' path: what the layer's inner_loop runs, with this window's
+                # weights (dropped-connected when training with --weight_dropout).
+                x, layer_state = manual.run_layer(self._layer_params(layer, training),
+                                                  layer.cell_type, x, tuple(layer_state),
+                                                  self.compute)
+                new_state.extend(layer_state)
+                continue
             x, *layer_state = layer(x, initial_state=layer_state,
                                     training=training)      # x: [B, T, H]
             new_state.extend(layer_state)

@@ -35,7 +35,7 @@ from tfcharrnn.config import ModelConfig
 from tfcharrnn.models import bptt, wavefront
 # The gate arithmetic lives in cells.py, which the wavefront and the sampler use too.
 from tfcharrnn.models.cells import (GATES, STATES_PER_LAYER, cell_step, compute_dtype,
-                                    input_bias, input_projection)
+                                    drop_connect, input_bias, input_projection)
 
 
 def rnn_cell(params, rnn_input, state, cell: str = "rnn"):
@@ -172,6 +172,15 @@ class ManualRNN(tf.Module):
         seed = self.rng.make_seeds(1)[:, 0]
         return tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
 
+    def _layer_params(self, params, training):
+        """A layer's weights for this window: W_hidden through DropConnect when training
+        with --weight_dropout (see cells.drop_connect)."""
+        rate = self.config.weight_dropout
+        if not training or rate == 0:
+            return params
+        seed = self.rng.make_seeds(1)[:, 0]
+        return dict(params, W_hidden=drop_connect(params["W_hidden"], rate, seed))
+
     def step_weights(self):
         """(embedding [V, E] or None, per-layer params, softmax params), manual names, for
         the one-token step of `inference.py`."""
@@ -204,6 +213,7 @@ class ManualRNN(tf.Module):
         new_state = []
         for i, params in enumerate(self.layers):
             layer_state = state[i * n:(i + 1) * n]
+            params = self._layer_params(params, training)
             if i == 0:
                 x, layer_state = run_projected(params, self.config.model, xw, layer_state,
                                                self.compute)
