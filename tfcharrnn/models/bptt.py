@@ -118,7 +118,9 @@ def _lstm(xw, w_hidden, h0, c0, compute):
     ws_low = [lowered(w, compute) for w in ws]
 
     def body(t, hs, cs, tanh_cs, i_s, fs, gs, os_, h, c):
-        i, f, g, o = (x[t] + matmul(h, w, compute) for x, w in zip(xs, ws_low))  # [B, H]
+        h_low = lowered(h, compute)                # rounded once for the four products
+        i, f, g, o = (x[t] + matmul(h_low, w, compute, out=h.dtype)
+                      for x, w in zip(xs, ws_low))                         # each [B, H]
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         c = f * c + i * g
         tanh_c = tf.tanh(c)
@@ -188,9 +190,10 @@ def _gru(xw, w_hidden, b_hidden, h0, compute):
     x_z, x_r = x_z + b_z, x_r + b_r
 
     def body(t, hs, zs, rs, ns, hns, h):
-        z = tf.sigmoid(x_z[t] + matmul(h, ws_low[0], compute))
-        r = tf.sigmoid(x_r[t] + matmul(h, ws_low[1], compute))
-        hn = matmul(h, ws_low[2], compute) + b_n
+        h_low = lowered(h, compute)                # rounded once for the three products
+        z = tf.sigmoid(x_z[t] + matmul(h_low, ws_low[0], compute, out=h.dtype))
+        r = tf.sigmoid(x_r[t] + matmul(h_low, ws_low[1], compute, out=h.dtype))
+        hn = matmul(h_low, ws_low[2], compute, out=h.dtype) + b_n
         n = tf.tanh(x_n[t] + r * hn)
         h = z * h + (1.0 - z) * n
         return (t + 1, hs.write(t, h), zs.write(t, z), rs.write(t, r), ns.write(t, n),

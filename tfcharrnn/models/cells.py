@@ -31,13 +31,14 @@ def lowered(w, compute):
     return w if compute is None else tf.cast(w, compute)
 
 
-def matmul(a, b, compute=None, transpose_a=False):
-    """a @ b; with `compute`, its operands rounded to it and the product returned in a's
-    dtype (float32). b may already be `lowered`."""
+def matmul(a, b, compute=None, transpose_a=False, out=None):
+    """a @ b; with `compute`, its operands rounded to it and the product returned in `out`
+    (default: a's dtype, float32). Either operand may already be `lowered` (then pass
+    out=tf.float32 if a is)."""
     if compute is None:
         return tf.matmul(a, b, transpose_a=transpose_a)
     return tf.cast(tf.matmul(tf.cast(a, compute), tf.cast(b, compute), transpose_a=transpose_a),
-                   a.dtype)
+                   out or a.dtype)
 
 
 def tensordot(x, w, compute=None):

@@ -66,9 +66,10 @@ def _wavefront(cell, layers, xw, state, compute):
              for l, layer in enumerate(layers)]
 
     def product(x, ws):                                                 # [B, K] -> [B, G*H]
+        x_low = cells.lowered(x, compute)            # rounded once for all the products
         if len(ws) == 1:
-            return cells.matmul(x, ws[0], compute)
-        return tf.concat([cells.matmul(x, w, compute) for w in ws], axis=-1)
+            return cells.matmul(x_low, ws[0], compute, out=x.dtype)
+        return tf.concat([cells.matmul(x_low, w, compute, out=x.dtype) for w in ws], axis=-1)
 
     def advance(states, i, active):
         """One diagonal: every layer l in `active` takes its step i - l. Reads only `states`
