@@ -124,6 +124,7 @@ def test_stop_cuts_at_the_first_marker_even_across_pieces():
     assert StopAt("").feed("a\n\nb") == "a\n\nb"
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_sample_command_stops_at_the_marker(trained_run):
     run_dir = trained_run.train.checkpoint_dir
     full = run_command("tfcharrnn.sample", f"--checkpoint_dir={run_dir}", "--length=400",
@@ -135,6 +136,7 @@ def test_sample_command_stops_at_the_marker(trained_run):
     assert cut.stdout.rstrip("\n") == full.stdout[:full.stdout.index("e")]
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_beam_command_prints_the_best_beams(trained_run):
     run_dir = trained_run.train.checkpoint_dir
     out = run_command("tfcharrnn.sample", f"--checkpoint_dir={run_dir}", "--sampling=beam",
@@ -166,6 +168,7 @@ def test_interactive_carries_the_state_past_what_was_shown(trained_run):
     assert chat.respond("Th", open(os.devnull, "w")) == first
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_interactive_prompt_through_a_pipe(trained_run, tmp_path):
     import subprocess
     import sys

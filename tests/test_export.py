@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -71,6 +72,7 @@ def score_command(run_dir, texts, tmp_path):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_char_export_generates_by_seed_and_scores_like_the_command(trained_run, tmp_path):
     run_dir = trained_run.train.checkpoint_dir
     export_dir = tmp_path / "exported"
@@ -90,6 +92,14 @@ def test_char_export_generates_by_seed_and_scores_like_the_command(trained_run, 
         assert mine == pytest.approx(theirs["log_prob_nats"], abs=1e-3)
     # step carried over many calls equals the one score call
     assert got["stepped"] == pytest.approx(got["log_prob"][0], abs=1e-3)
+    cli = shutil.which("saved_model_cli")
+    if cli is not None:                        # the signatures as saved_model_cli lists them
+        out = subprocess.run([cli, "show", "--dir", str(export_dir), "--all"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        for name in ("generate", "score", "step", "vocabulary", "log_prob_nats",
+                     "temperature"):
+            assert name in out.stdout
 
 
 def test_word_export_scores_pre_tokenized_text_like_the_command(word_run, tmp_path):
@@ -116,6 +126,7 @@ def test_word_export_scores_pre_tokenized_text_like_the_command(word_run, tmp_pa
     assert got["stepped"] == pytest.approx(got["log_prob"][0], abs=1e-3)
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_export_errors_are_one_line_and_nothing_is_replaced_unasked(trained_run, tmp_path):
     out = run_command("tfcharrnn.export", f"--checkpoint_dir={tmp_path / 'none'}",
                       f"--export_dir={tmp_path / 'e'}")
@@ -137,18 +148,3 @@ def test_export_errors_are_one_line_and_nothing_is_replaced_unasked(trained_run,
     assert (kept / "saved_model.pb").exists()
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("mine.old-")]
     assert len(moved) == 1 and (moved[0] / "notes.txt").read_text(encoding="utf-8") == "mine"
-
-
-def test_saved_model_cli_lists_the_signatures(trained_run, tmp_path):
-    import shutil
-    cli = shutil.which("saved_model_cli")
-    if cli is None:
-        pytest.skip("saved_model_cli is not on PATH")
-    export_dir = tmp_path / "exported"
-    assert run_command("tfcharrnn.export", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
-                       f"--export_dir={export_dir}").returncode == 0
-    out = subprocess.run([cli, "show", "--dir", str(export_dir), "--all"], capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    for name in ("generate", "score", "step", "vocabulary", "log_prob_nats", "temperature"):
-        assert name in out.stdout

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import run_command
 from tfcharrnn import checkpoints
@@ -42,6 +43,7 @@ def test_word_level_batched_scores_equal_one_at_a_time(word_run):
         assert abs(a["total_nats"] - b["total_nats"]) <= 1e-5 * max(1.0, a["total_nats"])
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_score_command_prints_the_one_at_a_time_numbers(trained_run, tmp_path):
     _, vocab, model = checkpoints.restore_model(trained_run.train.checkpoint_dir)
     lines = texts(12)
