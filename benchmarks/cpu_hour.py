@@ -19,8 +19,10 @@ import json
 import os
 import platform
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 CELLS = ("rnn", "gru", "lstm")
@@ -58,6 +60,22 @@ def evaluate(run_dir: str, data_path: str, checkpoint: str) -> dict:
     return json.loads(out.stdout)
 
 
+def evaluate_raw(run_dir: str, data_path: str, checkpoint: str) -> dict:
+    """`evaluate` of the weights themselves of an --ema_decay run, not of their average
+    (what `evaluate` loads): a copy of the run whose config.json says ema_decay=0. The
+    average's effect, measured within one run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        view = os.path.join(tmp, "raw")
+        shutil.copytree(run_dir, view, ignore=shutil.ignore_patterns("logs"))
+        path = os.path.join(view, "config.json")
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["train"]["ema_decay"] = 0.0
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        return evaluate(view, data_path, checkpoint)
+
+
 def logged(run_dir: str, tag: str) -> list:
     """Values of a scalar the run logged, in step order."""
     from tfcharrnn import plot_lib
@@ -92,6 +110,8 @@ def main():
     parser.add_argument("--train_flag", action="append", default=[],
                         help="an extra train flag, e.g. --train_flag=--max_minutes=5")
     args = parser.parse_args()
+    from tfcharrnn import cli
+    cli.import_tensorflow(verbosity=-1)  # quiet: no TensorFlow start-up lines
     os.makedirs(args.out_dir, exist_ok=True)
     results_path = os.path.join(args.out_dir, "results.json")
     results = {}
@@ -114,7 +134,11 @@ def main():
             "chars_per_sec": statistics.median(rates) if rates else None,
             "parameters": parameters(run_dir),
             "model": config["model"],
+            "train": config["train"],
         })
+        if config["train"].get("ema_decay"):
+            row["best_raw"] = evaluate_raw(run_dir, tail, "best")
+            row["latest_raw"] = evaluate_raw(run_dir, tail, "latest")
         results[cell] = row
         with open(results_path, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
@@ -131,6 +155,13 @@ def main():
               f"| {r['latest']['loss_nats_per_token']:.4f} "
               f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "
               f"| {r['chars_per_sec']:,.0f} | {r['parameters']:,} |")
+    for cell in CELLS:
+        r = results.get(cell, {})
+        if "best_raw" in r:
+            print(f"{cell}: --ema_decay={r['train']['ema_decay']}; the weights themselves "
+                  f"instead of their average: best checkpoint "
+                  f"{r['best_raw']['loss_nats_per_token']:.4f}, last "
+                  f"{r['latest_raw']['loss_nats_per_token']:.4f} nats/char")
     cpus = {r.get("cpu") for r in results.values() if r.get("cpu")}
     print(f"\nCPU: {'; '.join(sorted(cpus)) or cpu_name()}")
 

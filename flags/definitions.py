@@ -111,6 +111,10 @@ def define_train_flags(fv=FLAGS):
     flags.DEFINE_float("weight_decay", _T.weight_decay,
                        "Decoupled weight decay (AdamW) of the weight matrices, not the biases "
                        "(0 = none).", flag_values=fv)
+    flags.DEFINE_float("ema_decay", _T.ema_decay,
+                       "Validate, pick the best checkpoint and sample with an exponential "
+                       "moving average of the weights with this decay, e.g. 0.999 (0 = off; "
+                       "training runs on the weights themselves).", flag_values=fv)
     flags.DEFINE_float("grad_clip", _T.grad_clip,
                        "Clip gradients to this global norm (0 = no clipping).", flag_values=fv)
     flags.DEFINE_integer("num_epochs", _T.num_epochs, "Passes over the training split.",

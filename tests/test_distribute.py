@@ -31,8 +31,9 @@ from test_train import train_losses
 
 # Clipping binds at every step of these runs (the gradient norm starts near 1), so a wrong
 # clip (per replica, or before the sum over replicas) changes the result.
+# The weights' average (--ema_decay) is updated in every replica and restored by every test.
 SETTINGS = dict(batch_size=4, seq_len=16, hidden_size=16, embedding_size=8, learning_rate=0.01,
-                grad_clip=0.1, eval_every=6, max_steps=12)
+                grad_clip=0.1, eval_every=6, max_steps=12, ema_decay=0.9)
 
 
 def settings_config(tmp_path, corpus_path, backend, **overrides):
@@ -43,7 +44,8 @@ def settings_config(tmp_path, corpus_path, backend, **overrides):
                        model__embedding_size=s["embedding_size"],
                        model__dropout=s.get("dropout", 0.0),
                        train__learning_rate=s["learning_rate"], train__grad_clip=s["grad_clip"],
-                       train__eval_every=s["eval_every"], train__max_steps=s["max_steps"])
+                       train__eval_every=s["eval_every"], train__max_steps=s["max_steps"],
+                       train__ema_decay=s["ema_decay"])
 
 
 def cli_args(corpus_path, run_dir, backend, **overrides):

@@ -46,8 +46,10 @@ def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_
                                                                             backend):
     # 13 steps is mid-epoch (the tiny corpus has 281 batches), so the carried state matters;
     # dropout makes the saved random-number state matter too.
+    # --ema_decay: the averaged weights must resume exactly too.
     straight = tiny_config(tmp_path / "straight", corpus_path, train__max_steps=26,
-                           model__dropout=0.1, train__eval_every=13, model__backend=backend)
+                           model__dropout=0.1, train__eval_every=13, model__backend=backend,
+                           train__ema_decay=0.9)
     resumed = dataclasses.replace(straight, train=dataclasses.replace(
         straight.train, checkpoint_dir=str(tmp_path / "resumed"), max_steps=13))
     expected, _ = train(straight)
@@ -64,8 +66,8 @@ def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_
                                                              "latest"))
     b = tf.train.load_checkpoint(checkpoints.checkpoint_path(str(tmp_path / "resumed"),
                                                              "latest"))
-    names = [n for n in a.get_variable_to_shape_map() if n.startswith("model/")]
-    assert names
+    names = [n for n in a.get_variable_to_shape_map() if n.startswith(("model/", "average"))]
+    assert any(n.startswith("average/") for n in names) and "average_updates" in str(names)
     for name in names:
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
     # And the same loss curve, step by step, in TensorBoard.

@@ -9,8 +9,9 @@ Layout of a run directory:
 
 A training checkpoint holds the model, the optimizer (Adam moments, iteration count), the
 global step, the best validation loss and the carried recurrent state, so a resumed run picks
-up exactly where it stopped. Sampling and evaluation rebuild the model from config.json and
-vocab.json alone, never from flags.
+up exactly where it stopped; with --ema_decay also the weights' moving averages, which are what
+sampling and evaluation load (see averaging.py). Sampling and evaluation rebuild the model from
+config.json and vocab.json alone, never from flags.
 """
 
 import dataclasses
@@ -24,6 +25,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tfcharrnn import averaging
 from tfcharrnn.config import RunConfig
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.vocab import vocab_from_dict
@@ -31,6 +33,7 @@ from tfcharrnn.vocab import vocab_from_dict
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 BEST_DIR = "best"
+AVERAGE = "average"  # the checkpoint's averaged weights, under --ema_decay
 
 
 def write_text_atomic(path: str, text: str):
@@ -115,9 +118,15 @@ class TrainingCheckpoint:
         # resumed run continues the streams exactly where they stopped.
         self.carry = [tf.Variable(tf.zeros([batch_size, h]), trainable=False, name=f"carry_{i}")
                       for i, h in enumerate(state_shapes)]
+        # With --ema_decay the weights' averages are saved under the model's names, beside
+        # the weights (see averaging.py and `restore_model`).
+        average = getattr(optimizer, "weight_average", None)
+        extra = ({} if average is None else
+                 {AVERAGE: average.averages, "average_updates": average.updates})
         self.checkpoint = tf.train.Checkpoint(model=model.named_variables(), optimizer=optimizer,
                                               step=self.step,
-                                              best_val_loss=self.best_val_loss, carry=self.carry)
+                                              best_val_loss=self.best_val_loss, carry=self.carry,
+                                              **extra)
         self.latest = tf.train.CheckpointManager(self.checkpoint, run_dir, max_to_keep=keep,
                                                  checkpoint_name="ckpt")
         self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(run_dir, BEST_DIR),
@@ -126,8 +135,11 @@ class TrainingCheckpoint:
 
     def variables(self) -> list:
         """Every variable the checkpoint holds (what a multi-worker run broadcasts)."""
+        average = getattr(self.checkpoint, AVERAGE, None)
         return (list(self.checkpoint.model.values()) + list(self.checkpoint.optimizer.variables)
-                + [self.step, self.best_val_loss] + self.carry)
+                + [self.step, self.best_val_loss] + self.carry
+                + ([] if average is None else
+                   list(average.values()) + [self.checkpoint.average_updates]))
 
     def restore_latest(self, log=print) -> bool:
         """Restores the newest intact checkpoint, if there is one; returns whether it did.
@@ -242,9 +254,17 @@ def restore_model(run_dir: str, which: str = "best", log=None, precision: str = 
     vocab = load_vocab(run_dir)
     paths = checkpoint_paths(run_dir, which)
     model = build_model(config.model, len(vocab), seed=config.train.seed)
+    named = model.named_variables()
+    if config.train.ema_decay:
+        # The run's averaged weights (see averaging.py) go into the model's variables; the
+        # rest (dropout RNG states) are read as saved.
+        weights = averaging.trainable(named)
+        parts = {"model": {k: v for k, v in named.items() if k not in weights}, AVERAGE: weights}
+    else:
+        parts = {"model": named}
     for path in paths:
         try:
-            status = tf.train.Checkpoint(model=model.named_variables()).read(path)
+            status = tf.train.Checkpoint(**parts).read(path)
             status.expect_partial().assert_existing_objects_matched()
             return config, vocab, model
         except DAMAGED as e:

@@ -120,6 +120,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1        # cosine: the final learning rate / learning_rate
     warmup_steps: int = 0            # linear warm-up over the first steps (0 = none)
     weight_decay: float = 0.0        # decoupled (AdamW) decay of the weight matrices (0 = none)
+    ema_decay: float = 0.0           # evaluate and save an EMA of the weights (0 = off)
     grad_clip: float = 5.0           # global-norm gradient clipping threshold (0 = off)
     num_epochs: int = 20             # stop after this many passes over the training split
     max_steps: int = 0               # stop after this many train steps in total (0 = no limit)
@@ -141,6 +142,9 @@ class TrainConfig:
             raise UsageError(f"--min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if not 0 <= self.weight_decay < 1:
             raise UsageError(f"--weight_decay must be in [0, 1), got {self.weight_decay}")
+        if not 0 <= self.ema_decay < 1:
+            raise UsageError(f"--ema_decay must be in [0, 1) (0 = off; e.g. 0.999), "
+                             f"got {self.ema_decay}")
         if self.grad_clip < 0:
             raise UsageError(f"--grad_clip must be 0 (off) or positive, got {self.grad_clip}")
         _positive("num_epochs", self.num_epochs)

@@ -9,6 +9,7 @@ replica context is TensorFlow's default one (one replica), and the step is the p
 import keras
 import tensorflow as tf
 
+from tfcharrnn import averaging
 from tfcharrnn.errors import RunError
 
 
@@ -48,6 +49,17 @@ class Adam(keras.optimizers.Adam):
         The scale lives in a plain object, which checkpoints do not track, so a checkpoint is
         the same in every precision; a resumed run starts from `initial` again."""
         self._scaling = _LossScale(initial, growth_interval)
+
+    @property
+    def weight_average(self):
+        """The `averaging.WeightAverage` under --ema_decay, else None."""
+        return getattr(self, "_average", None)
+
+    def enable_weight_average(self, named: dict, decay: float):
+        """Keeps an EMA of the weights `named` ({name: variable}), updated after every
+        step (see averaging.py). A plain attribute, not tracked by the optimizer: the run's
+        checkpoint saves the averages under their own names."""
+        self._average = averaging.WeightAverage(named, decay)
 
     def apply_if_finite(self, grads, variables, finite):
         """Applies the (unscaled) gradients if `finite`, and updates the loss scale."""
@@ -145,6 +157,9 @@ def train_step(model, optimizer, inputs, targets, state, grad_clip: float):
         optimizer.apply_gradients(zip(grads, variables))
     else:
         optimizer.apply_if_finite(grads, variables, finite)
+    average = getattr(optimizer, "weight_average", None)     # --ema_decay
+    if average is not None:
+        average.update()
     # Truncation: the next window starts from this state, but no gradient flows back here.
     return loss, grad_norm, [tf.stop_gradient(s) for s in new_state]
 

@@ -4,6 +4,7 @@
 so tests call it with a tiny config in a temporary directory.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -15,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfcharrnn import checkpoints, corpus, dataset, distribute, schedule, steps
+from tfcharrnn import averaging, checkpoints, corpus, dataset, distribute, schedule, steps
 from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
@@ -163,6 +164,9 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
         # Built here, eagerly: built lazily inside the first replicated step it fails
         # (keras-team/keras#23085).
         optimizer.build(model.trainable_variables)
+        if tc.ema_decay:
+            optimizer.enable_weight_average(averaging.trainable(model.named_variables()),
+                                            tc.ema_decay)
         ckpt = checkpoints.TrainingCheckpoint(tc.checkpoint_dir, model, optimizer,
                                               model.state_shapes, dc.batch_size,
                                               tc.keep_checkpoints)
@@ -207,15 +211,18 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
         return replicas.distribute_state(model.initial_state(dc.batch_size))
 
     def validate(step):
-        """Loss over the whole validation split, logged with a text sample; returns the loss."""
-        val = evaluate_batches(eval_fn, zero_state(), data.val)
+        """Loss over the whole validation split, logged with a text sample; returns the loss.
+        With --ema_decay both come from the averaged weights (see averaging.py)."""
+        average = optimizer.weight_average
+        with average.applied() if average is not None else contextlib.nullcontext():
+            val = evaluate_batches(eval_fn, zero_state(), data.val)
+            if preview is not None:
+                tokens = np.concatenate(list(preview.generate(
+                    preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0]
+                writer.text(step, "sample", vocab.decode(tokens))
         check_diverged(val, step, len(vocab), ckpt.latest.latest_checkpoint)
         writer.scalars(step, {"val/loss": val, f"val/bits_per_{unit}": val / LN2,
                               "val/perplexity": math.exp(val)})
-        if preview is not None:
-            tokens = np.concatenate(list(preview.generate(
-                preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0]
-            writer.text(step, "sample", vocab.decode(tokens))
         return val
 
     state = replicas.distribute_state(ckpt.carried_state()) if resumed else zero_state()
