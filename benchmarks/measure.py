@@ -214,7 +214,8 @@ def sample(args):
 
 
 def _lines(count: int) -> list:
-    """The first `count` non-empty lines of the bundled corpus (mean ~37 characters)."""
+    """The first `count` non-empty lines of the bundled corpus (the first 10,000: mean 32.4
+    characters)."""
     from tfcharrnn.config import BUNDLED_CORPUS
     with open(BUNDLED_CORPUS, encoding="utf-8") as f:
         lines = [line for line in f.read().splitlines() if line.strip()]

@@ -31,14 +31,25 @@ def test_batched_scores_equal_one_at_a_time(trained_run):
         assert abs(a["total_nats"] - b["total_nats"]) <= 1e-5 * max(1.0, a["total_nats"])
 
 
-def test_word_level_batched_scores_equal_one_at_a_time(word_run):
+def test_word_level_batched_scores_equal_one_at_a_time(word_run, monkeypatch):
     _, vocab, model = checkpoints.restore_model(word_run.train.checkpoint_dir)
     sentences = ["The cat likes a dog.", "My friend sees the zebra, which was odd.",
                  "Hello.", "The farmer helps our neighbour and the bird calls the child."]
     sequences = [vocab.encode_sentences([vocab.tokenizer.words(s)]) for s in sentences]
     one = [StreamScorer(model).score(ids) for ids in sequences]
     batched = BatchScorer(model, batch_size=3).score(sequences)
-    for a, b in zip(one, batched):
+    # A cap on the logits per call of 3 rows x 4 columns: the first batch, the 3 shorter
+    # sentences (11 positions), takes 3 calls; the longest, alone, calls of 12 columns.
+    monkeypatch.setattr(BatchScorer, "MAX_LOGITS", 3 * 4 * len(vocab))
+    shapes = []
+    capped = BatchScorer(model, batch_size=3)
+    real_eval = capped._eval
+    capped._eval = lambda x, *rest: shapes.append(x.shape) or real_eval(x, *rest)
+    capped = capped.score(sequences)
+    assert shapes[:3] == [(3, 4), (3, 4), (3, 3)]
+    assert all(rows * columns <= 12 for rows, columns in shapes)
+    for a, b, c in zip(one, batched, capped):
+        assert b["total_nats"] == pytest.approx(c["total_nats"], rel=1e-5, abs=1e-5)
         assert a["tokens"] == b["tokens"]
         assert abs(a["total_nats"] - b["total_nats"]) <= 1e-5 * max(1.0, a["total_nats"])
 

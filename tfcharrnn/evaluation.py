@@ -62,10 +62,15 @@ class BatchScorer:
     real one (the batch is compute-bound), so batches are padded no further: from the second
     width met on, `reduce_retracing` traces one graph for any width, and padding to multiples
     of 16 instead cost ~20% more time on lines of the corpus (mean 32 characters). Long
-    batches run `window` columns per call with the state carried, as `StreamScorer` does.
+    batches run at most `window` columns per call with the state carried, as `StreamScorer`
+    does, and fewer when the call's logits [rows, columns, vocabulary] would pass MAX_LOGITS.
     The result of each sequence equals `StreamScorer.score` of it alone up to float round-off
     (a batch's products add in another order).
     """
+
+    # float32 logits in one call: 256 MB. At word level (8,000 words) 256 rows of 1,000
+    # columns would be 8 GB; this cuts them into calls of 32 columns.
+    MAX_LOGITS = 2 ** 26
 
     def __init__(self, model, window: int = 1000, batch_size: int = 256):
         self.model = model
@@ -99,8 +104,10 @@ class BatchScorer:
                     x[r, :n], y[r, :n], mask[r, :n] = ids[:-1], ids[1:], 1.0
             state = self.model.initial_state(len(rows))
             sums = np.zeros(len(rows))
-            for start in range(0, width, self.window):
-                cols = slice(start, start + self.window)
+            columns = max(1, min(self.window,
+                                 self.MAX_LOGITS // (len(rows) * self.model.vocab_size)))
+            for start in range(0, width, columns):
+                cols = slice(start, start + columns)
                 part, state = self._eval(x[:, cols], y[:, cols], mask[:, cols], state)
                 sums += part.numpy()
             totals[rows] = sums
