@@ -331,7 +331,8 @@ def train_memory(args):
             "ids_bytes": ids.nbytes, "steps": args.steps}
 
 
-def main():
+def measure(argv=None):
+    """Parses the command line (`argv`, default sys.argv[1:]) and returns the measurement."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["matmul", "matvec", "train", "train_torch", "evaluate",
                                          "sample", "prepare", "train_memory", "score",
@@ -354,8 +355,12 @@ def main():
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--lines", type=int, default=10000)
-    args = parser.parse_args()
-    result = globals()[args.what](args)
+    args = parser.parse_args(argv)
+    return args, globals()[args.what](args)
+
+
+def main():
+    args, result = measure()
     print(json.dumps(result))
     if isinstance(result, list):
         print(f"{args.what}: median {statistics.median(result):,.1f}", file=sys.stderr)

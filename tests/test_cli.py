@@ -32,6 +32,10 @@ def test_flags_parse_into_the_config():
     assert (sample.prime, sample.sampling, sample.top_k, sample.seed) == ("ROMEO:", "top_k", 3, 5)
 
 
+# The command tests below check the wiring (flags, output, quiet start-up) and start processes,
+# so they run on one back-end; each back-end's restoring, sampling steps and scoring are tested
+# in-process (test_train.py, test_keras_model.py, test_decoding.py, test_scoring.py).
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # commands: one back-end
 def test_sample_is_reproducible_and_starts_with_the_prime(trained_run):
     args = [f"--checkpoint_dir={trained_run.train.checkpoint_dir}", "--prime=First",
             "--length=40"]
@@ -45,6 +49,7 @@ def test_sample_is_reproducible_and_starts_with_the_prime(trained_run):
     assert a.stderr == ""  # quiet: no TensorFlow start-up log
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # commands: one back-end
 def test_sample_rejects_prime_characters_missing_from_the_vocabulary(trained_run):
     r = run_command("tfcharrnn.sample", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
                     "--prime=Hello ☃")
@@ -53,6 +58,7 @@ def test_sample_rejects_prime_characters_missing_from_the_vocabulary(trained_run
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # commands: one back-end
 def test_evaluate_prints_one_json_line(trained_run, corpus_path):
     r = run_command("tfcharrnn.evaluate", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
                     f"--data_path={corpus_path}", "--window=500")
@@ -89,6 +95,7 @@ def test_commands_turn_on_onednn_unless_the_user_chose(setting, enabled):
     assert r.stderr == ""  # the oneDNN notice is start-up log too
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # commands: one back-end
 def test_a_relative_checkpoint_dir_works(trained_run):
     relative = os.path.relpath(trained_run.train.checkpoint_dir, ROOT)  # the commands run in ROOT
     assert not os.path.isabs(relative)

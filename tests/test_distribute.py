@@ -134,6 +134,7 @@ def test_two_replicas_train_the_same_model_as_one_device(one_device, tmp_path, c
     assert_same_training(str(run_dir), reference, heldout)
 
 
+@pytest.mark.parametrize("one_device", ["keras"], indirect=True)  # both: the mirrored test
 def test_two_workers_train_the_same_model_as_one_process(one_device, tmp_path, corpus_path,
                                                           heldout):
     backend, reference = one_device
@@ -146,6 +147,7 @@ def test_two_workers_train_the_same_model_as_one_process(one_device, tmp_path, c
     assert_same_training(str(run_dir), reference, heldout)
 
 
+@pytest.mark.parametrize("one_device", ["keras"], indirect=True)  # both: the mirrored test
 def test_resume_under_another_strategy_lands_on_the_same_model(one_device, tmp_path,
                                                                corpus_path, heldout):
     backend, reference = one_device

@@ -22,7 +22,8 @@ def texts(n=40):
 def test_batched_scores_equal_one_at_a_time(trained_run):
     _, vocab, model = checkpoints.restore_model(trained_run.train.checkpoint_dir)
     sequences = [vocab.encode(t) for t in texts()]
-    one = [StreamScorer(model, window=7).score(ids) for ids in sequences]
+    single = StreamScorer(model, window=7)   # one compiled function for every text
+    one = [single.score(ids) for ids in sequences]
     # Small batches and windows: several batches, several windows per batch, and a last
     # batch smaller than the others.
     batched = BatchScorer(model, window=7, batch_size=6).score(sequences)
@@ -36,7 +37,8 @@ def test_word_level_batched_scores_equal_one_at_a_time(word_run, monkeypatch):
     sentences = ["The cat likes a dog.", "My friend sees the zebra, which was odd.",
                  "Hello.", "The farmer helps our neighbour and the bird calls the child."]
     sequences = [vocab.encode_sentences([vocab.tokenizer.words(s)]) for s in sentences]
-    one = [StreamScorer(model).score(ids) for ids in sequences]
+    single = StreamScorer(model)
+    one = [single.score(ids) for ids in sequences]
     batched = BatchScorer(model, batch_size=3).score(sequences)
     # A cap on the logits per call of 3 rows x 4 columns: the first batch, the 3 shorter
     # sentences (11 positions), takes 3 calls; the longest, alone, calls of 12 columns.
@@ -65,8 +67,9 @@ def test_score_command_prints_the_one_at_a_time_numbers(trained_run, tmp_path):
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["text"] for r in rows] == [t.strip() for t in lines]
+    single = StreamScorer(model)
     for r in rows:
-        expected = StreamScorer(model).score(vocab.encode(r["text"]))
+        expected = single.score(vocab.encode(r["text"]))
         assert r["tokens"] == expected["tokens"]
         np.testing.assert_allclose(r["log_prob_nats"], -expected["total_nats"], rtol=1e-5,
                                    atol=1e-5)
