@@ -59,9 +59,9 @@ class BatchScorer:
     holds similar lengths; each batch is padded on the right to its longest sequence and the
     padded positions are masked out of the sums. Padding on the right cannot change a real
     position's loss: the model reads left to right. Every padded position costs as much as a
-    real one (the batch is compute-bound), so batches are padded no further: from the second
-    width met on, `reduce_retracing` traces one graph for any width, and padding to multiples
-    of 16 instead cost ~20% more time on lines of the corpus (mean 32 characters). Long
+    real one, so batches are padded no further: from the second width met on,
+    `reduce_retracing` traces one graph for any width, and padding to multiples of 16
+    instead cost ~20% more time on lines of the corpus (mean 32 characters). Long
     batches run at most `window` columns per call with the state carried, as `StreamScorer`
     does, and fewer when the call's logits [rows, columns, vocabulary] would pass MAX_LOGITS.
     The result of each sequence equals `StreamScorer.score` of it alone up to float round-off
