@@ -103,3 +103,17 @@ def test_a_relative_checkpoint_dir_works(trained_run):
         r = run_command("tfcharrnn.sample", f"--checkpoint_dir={relative}",
                         f"--checkpoint={which}", "--length=5")
         assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # commands: one back-end
+def test_sample_into_a_closed_pipe_stops_without_a_traceback(trained_run):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "tfcharrnn.sample",
+                             f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
+                             "--length=200000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT, env=env)
+    assert proc.stdout.read(10)             # like `| head -c 10`: read a little, then leave
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -111,6 +111,11 @@ def run(main, expand_argv=None):
             _fail(str(e), e.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:
+            # The reader went away (`sample | head`): stop quietly, as other tools do; the
+            # standard output is pointed at /dev/null so the exit's flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
     app.run(wrapped, flags_parser=lambda argv: _parse_flags(argv, expand_argv))
 
 
