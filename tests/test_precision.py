@@ -65,6 +65,42 @@ def test_bf16_kernels_close_to_float32_values_and_gradients(cell):
     assert relative(values16[0], values32[0]) > 0
 
 
+def test_bf16_lstm_layer_with_its_projection_equals_projection_then_kernel():
+    """bptt.lstm_layer_sequence (the input projection inside the kernel, low precision)
+    computes what cells.input_projection followed by bptt.lstm_sequence computes: the same
+    roundings in the same places, so equal up to float32 round-off, except the bias gradient,
+    a sum it returns rounded to bfloat16 (relative 2^-9)."""
+    from tfcharrnn.models.cells import input_projection
+    rng = np.random.default_rng(5)
+    steps_, batch, inputs, hidden = 9, 4, 12, 16
+    x = tf.constant(rng.normal(0, 1, (steps_, batch, inputs)), tf.float32)
+    params = {"W_input": tf.constant(rng.uniform(-0.4, 0.4, (inputs, 4 * hidden)), tf.float32),
+              "W_hidden": tf.constant(rng.uniform(-0.3, 0.3, (hidden, 4 * hidden)), tf.float32),
+              "b_hidden": tf.constant(rng.uniform(-0.2, 0.2, (4 * hidden,)), tf.float32)}
+    h0, c0 = (tf.constant(rng.normal(0, 0.5, (batch, hidden)), tf.float32) for _ in range(2))
+    probe = tf.constant(rng.normal(0, 1, (steps_, batch, hidden)), tf.float32)
+    watched = [x, params["W_input"], params["b_hidden"], params["W_hidden"], h0, c0]
+
+    def run(fused):
+        with tf.GradientTape() as tape:
+            tape.watch(watched)
+            if fused:
+                hs, h, c = bptt.lstm_layer_sequence(x, params["W_input"], params["b_hidden"],
+                                                    params["W_hidden"], h0, c0, tf.bfloat16)
+            else:
+                xw = input_projection(params, "lstm", x, tf.bfloat16)
+                hs, h, c = bptt.lstm_sequence(xw, params["W_hidden"], h0, c0, tf.bfloat16)
+            loss = tf.reduce_sum(hs * probe) + tf.reduce_sum(h) + tf.reduce_sum(c)
+        return [hs, h, c], tape.gradient(loss, watched)
+
+    (values, grads), (ref_values, ref_grads) = run(True), run(False)
+    for a, b in zip(values, ref_values):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name, a, b in zip(["x", "W_input", "bias", "W_hidden", "h0", "c0"], grads, ref_grads):
+        assert a.dtype == tf.float32, name
+        assert relative(a, b) < (2.0 ** -8 if name == "bias" else 1e-5), name
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_bf16_hand_written_gradients_equal_autodiff_of_the_bf16_forward(cell):
     """The bfloat16 variant of the finite-difference test: finite differences cannot see

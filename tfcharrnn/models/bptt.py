@@ -43,6 +43,14 @@ def _array(dtype, steps):
     return tf.TensorArray(dtype, size=steps)
 
 
+def _low_copies(compute, steps, count):
+    """`count` arrays for the rounded copies of per-step tensors in low precision (none in
+    float32). The loops round h and dz for their products anyway; kept, they give the weight
+    gradient its operands without rounding [T, B, K] tensors again after the loop: at 2 x 512
+    those passes were ~13M elements per layer."""
+    return () if compute is None else tuple(_array(compute, steps) for _ in range(count))
+
+
 def _previous(h0, hs):
     """[h_0, h_1, ..., h_{T-1}]: the state each step read, [T, B, H]."""
     return tf.concat([h0[None], hs[:-1]], axis=0)
@@ -52,7 +60,7 @@ def _weight_grad(h_prev, dz, compute=None):
     """sum_t h_{t-1}^T dz_t as one matmul: [T, B, H], [T, B, K] -> [H, K]."""
     hidden, k = tf.shape(h_prev)[-1], tf.shape(dz)[-1]
     return matmul(tf.reshape(h_prev, [-1, hidden]), tf.reshape(dz, [-1, k]), compute,
-                  transpose_a=True)
+                  transpose_a=True, out=tf.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,9 +110,27 @@ def lstm_sequence(xw, w_hidden, h0, c0, compute=None):
     return _lstm_sequence(compute)(xw, w_hidden, h0, c0)
 
 
+def lstm_layer_sequence(x, w_input, bias, w_hidden, h0, c0, compute):
+    """A whole LSTM layer in low precision, the input projection included: x [T, B, I] ->
+    (hs [T, B, H], h_T, c_T). The same values as projecting x (cells.input_projection) and
+    running `lstm_sequence`, but the projection stays in the compute dtype and its backward
+    pass is part of this function's: the rounded dz of the loop feeds the input's and the
+    weights' gradients directly. Autodiff of the projection instead rounds dz [T, B, 4H]
+    again and converts the projection to float32 and back: at 2 x 512 those passes were
+    ~30 ms of a ~460 ms bfloat16 train step."""
+    return _lstm_layer_sequence(compute)(x, w_input, bias, w_hidden, h0, c0)
+
+
 @functools.lru_cache(maxsize=None)
 def _lstm_sequence(compute):
     return tf.custom_gradient(lambda xw, w_hidden, h0, c0: _lstm(xw, w_hidden, h0, c0, compute))
+
+
+@functools.lru_cache(maxsize=None)
+def _lstm_layer_sequence(compute):
+    return tf.custom_gradient(
+        lambda x, w_input, bias, w_hidden, h0, c0:
+        _lstm_layer(x, w_input, bias, w_hidden, h0, c0, compute))
 
 
 def _lstm(xw, w_hidden, h0, c0, compute):
@@ -112,15 +138,56 @@ def _lstm(xw, w_hidden, h0, c0, compute):
     # One product per gate, [B, H] x [H, H], instead of one [B, H] x [H, 4H] and a split: the
     # four are independent, so the executor runs them and the gate functions after them in
     # parallel on the two cores (a forward step: 86 -> 62 us at 2 x 128, 930 -> 875 us at
-    # 2 x 512). Splitting xw costs one pass over it, outside the loop.
+    # 2 x 512; in bfloat16 one fused product was slower too). Splitting xw costs one pass
+    # over it, outside the loop.
     xs = tf.split(xw, 4, axis=-1)                                      # 4 x [T, B, H]
     ws = tf.split(w_hidden, 4, axis=-1)                                # 4 x [H, H]
+    saved, (hs, h, c) = _lstm_forward(lambda k, t: xs[k][t], steps, ws, h0, c0, compute)
+
+    def grad(d_hs, d_h, d_c):
+        dzs, dzs_low, dh0, dc0 = _lstm_backward(saved, ws, h0, c0, d_hs, d_h, d_c, compute,
+                                                float_dz=True)
+        if compute is None:
+            return dzs, _weight_grad(_previous(h0, hs), dzs), dh0, dc0
+        return dzs, _weight_grad(saved["h_prev_low"], dzs_low, compute), dh0, dc0
+
+    return (hs, h, c), grad
+
+
+def _lstm_layer(x, w_input, bias, w_hidden, h0, c0, compute):
+    steps = tf.shape(x)[0]
+    x_low, w_input_low = lowered(x, compute), lowered(w_input, compute)
+    # The projection [T, B, I] x [I, 4H] stays in the compute dtype; each step converts its
+    # own [B, H] slices and adds the bias in float32, as `lstm_sequence` does.
+    xs = tf.split(tf.tensordot(x_low, w_input_low, axes=1), 4, axis=-1)  # 4 x [T, B, H]
+    bs = tf.split(bias, 4, axis=-1)                                    # 4 x [H]
+    ws = tf.split(w_hidden, 4, axis=-1)
+    saved, (hs, h, c) = _lstm_forward(
+        lambda k, t: tf.cast(xs[k][t], tf.float32) + bs[k], steps, ws, h0, c0, compute)
+
+    def grad(d_hs, d_h, d_c):
+        _, dzs_low, dh0, dc0 = _lstm_backward(saved, ws, h0, c0, d_hs, d_h, d_c, compute,
+                                              float_dz=False)          # dz [T, B, 4H]
+        d_x = matmul(tf.reshape(dzs_low, [-1, tf.shape(dzs_low)[-1]]),
+                     lowered(tf.transpose(w_input), compute), compute, out=tf.float32)
+        # The sum over steps and rows accumulates in float32 (TensorFlow's bfloat16 sum does).
+        d_bias = tf.cast(tf.reduce_sum(dzs_low, axis=[0, 1]), tf.float32)
+        return (tf.reshape(d_x, tf.shape(x)), _weight_grad(x_low, dzs_low, compute), d_bias,
+                _weight_grad(saved["h_prev_low"], dzs_low, compute), dh0, dc0)
+
+    return (hs, h, c), grad
+
+
+def _lstm_forward(gate_input, steps, ws, h0, c0, compute):
+    """The forward loop. gate_input(k, t) -> gate k's input part at step t [B, H], float32.
+    Returns (what the backward pass needs, (hs [T, B, H], h_T, c_T))."""
     ws_low = [lowered(w, compute) for w in ws]
 
-    def body(t, hs, cs, tanh_cs, i_s, fs, gs, os_, h, c):
+    def body(t, hs, cs, tanh_cs, i_s, fs, gs, os_, *low_and_state):
+        *h_lows, h, c = low_and_state
         h_low = lowered(h, compute)                # rounded once for the four products
-        i, f, g, o = (x[t] + matmul(h_low, w, compute, out=h.dtype)
-                      for x, w in zip(xs, ws_low))                         # each [B, H]
+        i, f, g, o = (gate_input(k, t) + matmul(h_low, w, compute, out=h.dtype)
+                      for k, w in enumerate(ws_low))                       # each [B, H]
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         c = f * c + i * g
         tanh_c = tf.tanh(c)
@@ -128,40 +195,55 @@ def _lstm(xw, w_hidden, h0, c0, compute):
         # Separate arrays instead of one concatenated one: a write only keeps a reference,
         # the copy happens once in stack() after the loop.
         return (t + 1, hs.write(t, h), cs.write(t, c), tanh_cs.write(t, tanh_c),
-                i_s.write(t, i), fs.write(t, f), gs.write(t, g), os_.write(t, o), h, c)
+                i_s.write(t, i), fs.write(t, f), gs.write(t, g), os_.write(t, o),
+                *(a.write(t, h_low) for a in h_lows), h, c)
 
-    arrays = tuple(_array(xw.dtype, steps) for _ in range(7))
-    *arrays, h, c = _loop(steps, body, arrays + (h0, c0))
-    hs, cs, tanh_cs, i, f, g, o = (a.stack() for a in arrays)         # each [T, B, H]
+    arrays = tuple(_array(h0.dtype, steps) for _ in range(7))
+    # In low precision the rounded h_{t-1} of every step is kept too: the weight gradient
+    # multiplies exactly those (see _low_copies).
+    *arrays, h, c = _loop(steps, body, arrays + _low_copies(compute, steps, 1) + (h0, c0))
+    names = ("hs", "cs", "tanh_cs", "i", "f", "g", "o", "h_prev_low")
+    saved = {name: a.stack() for name, a in zip(names, arrays)}       # each [T, B, H]
+    return saved, (saved["hs"], h, c)
 
-    def grad(d_hs, d_h, d_c):
-        # Transposed once: a matmul with transpose_b is ~3x slower here.
-        w_ts = [lowered(tf.transpose(w), compute) for w in ws]          # 4 x [H, H]
-        # Everything that does not depend on the incoming gradient is computed for all steps
-        # at once, outside the loop, so each step is only a few large element-wise ops:
-        #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh(c_t)^2)
-        #   dz_t = [dc_t, dc_t, dc_t, dh_t] * [g i(1-i), c_{t-1} f(1-f), i(1-g^2), tanh(c_t) o(1-o)]
-        dc_from_dh = o * (1.0 - tanh_cs * tanh_cs)                     # [T, B, H]
-        factors = (g * i * (1.0 - i), _previous(c0, cs) * f * (1.0 - f),
-                   i * (1.0 - g * g), tanh_cs * o * (1.0 - o))          # 4 x [T, B, H]
 
-        def back(t, dzi, dzf, dzg, dzo, dh, dc):
-            # dh: gradient reaching h_t from step t+1; dc: dc_{t+1} f_{t+1}.
-            dh = d_hs[t] + dh
-            dc = dc + dh * dc_from_dh[t]
-            dz = (dc * factors[0][t], dc * factors[1][t], dc * factors[2][t],
-                  dh * factors[3][t])                                   # 4 x [B, H]
-            # Per gate again, for the same parallelism: dh_{t-1} = sum_k dz_k W_k^T.
-            dh = tf.add_n([matmul(d, w, compute) for d, w in zip(dz, w_ts)])
-            return (t - 1, dzi.write(t, dz[0]), dzf.write(t, dz[1]), dzg.write(t, dz[2]),
-                    dzo.write(t, dz[3]), dh, dc * f[t])
+def _lstm_backward(saved, ws, h0, c0, d_hs, d_h, d_c, compute, float_dz: bool):
+    """The backward loop. Returns (dz [T, B, 4H] in float32 if float_dz else None, dz in the
+    compute dtype (None in float32), dh_0, dc_0)."""
+    i, f, g, o, tanh_cs = (saved[k] for k in ("i", "f", "g", "o", "tanh_cs"))
+    steps = tf.shape(i)[0]
+    # Transposed once: a matmul with transpose_b is ~3x slower here.
+    w_ts = [lowered(tf.transpose(w), compute) for w in ws]              # 4 x [H, H]
+    # Everything that does not depend on the incoming gradient is computed for all steps
+    # at once, outside the loop, so each step is only a few large element-wise ops:
+    #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh(c_t)^2)
+    #   dz_t = [dc_t, dc_t, dc_t, dh_t] * [g i(1-i), c_{t-1} f(1-f), i(1-g^2), tanh(c_t) o(1-o)]
+    dc_from_dh = o * (1.0 - tanh_cs * tanh_cs)                         # [T, B, H]
+    factors = (g * i * (1.0 - i), _previous(c0, saved["cs"]) * f * (1.0 - f),
+               i * (1.0 - g * g), tanh_cs * o * (1.0 - o))              # 4 x [T, B, H]
+    kept = (4 if float_dz else 0, 0 if compute is None else 4)  # float32 / low arrays
 
-        *dz_arrays, dh0, dc0 = _reverse_loop(
-            steps, back, tuple(_array(xw.dtype, steps) for _ in range(4)) + (d_h, d_c))
-        dzs = tf.concat([a.stack() for a in dz_arrays], axis=-1)         # [T, B, 4H]
-        return dzs, _weight_grad(_previous(h0, hs), dzs, compute), dh0, dc0
+    def back(t, *arrays_and_state):
+        *arrays, dh, dc = arrays_and_state
+        # dh: gradient reaching h_t from step t+1; dc: dc_{t+1} f_{t+1}.
+        dh = d_hs[t] + dh
+        dc = dc + dh * dc_from_dh[t]
+        dz = (dc * factors[0][t], dc * factors[1][t], dc * factors[2][t],
+              dh * factors[3][t])                                       # 4 x [B, H]
+        dz_low = tuple(lowered(d, compute) for d in dz)  # the products' operands
+        # Per gate again, for the same parallelism: dh_{t-1} = sum_k dz_k W_k^T.
+        dh = tf.add_n([matmul(d, w, compute, out=dh.dtype) for d, w in zip(dz_low, w_ts)])
+        values = dz[:kept[0]] + dz_low[:kept[1]]
+        return (t - 1, *(a.write(t, v) for a, v in zip(arrays, values)), dh, dc * f[t])
 
-    return (hs, h, c), grad
+    arrays = tuple(_array(h0.dtype, steps) for _ in range(kept[0])) \
+        + _low_copies(compute, steps, kept[1])
+    *arrays, dh0, dc0 = _reverse_loop(steps, back, arrays + (d_h, d_c))
+
+    def stacked(part):
+        return tf.concat([a.stack() for a in part], axis=-1) if part else None  # [T, B, 4H]
+
+    return stacked(arrays[:kept[0]]), stacked(arrays[kept[0]:]), dh0, dc0
 
 
 # ---------------------------------------------------------------------------------------------

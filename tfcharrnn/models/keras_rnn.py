@@ -216,6 +216,8 @@ class KerasRNN(keras.Model):
                     self.compute)
             else:
                 x, new_state = self._layer_by_layer(None, state, training, first_xw=xw)
+            # x: [T, B, H], time-major from the projection to the logits (see
+            # manual.run_time_major)
         else:
             # Keras' own path (it also builds the layers on the first call).
             if self.embedding is not None:
@@ -223,16 +225,18 @@ class KerasRNN(keras.Model):
             else:
                 x = tf.one_hot(inputs, self.vocab_size)       # [B, T, V]
             x, new_state = self._layer_by_layer(x, state, training)
+            x = tf.transpose(x, [1, 0, 2])                    # [T, B, H]
         if self.dropouts:
             x = self.dropouts[-1](x, training=training)
-        return self.softmax(x), new_state                    # [B, T, V]
+        return tf.transpose(self.softmax(x), [1, 0, 2]), new_state   # [B, T, V]
 
     def _layer_by_layer(self, x, state, training, first_xw=None):
         """x [B, T, I] -> top layer's outputs [B, T, H], new state: the Keras layers in turn.
         With first_xw, the first layer's projected input [T, B, G*H] (the kernels' path), the
         first layer runs from it through `manual.run_projected` and the others through
-        `manual.run_layer` (what their inner_loop runs, with the same weights, dropped-connected
-        when training with --weight_dropout), and x is not used."""
+        `manual.run_time_major` (what their inner_loop runs, with the same weights,
+        dropped-connected when training with --weight_dropout), x is not used and the
+        outputs are time-major, [T, B, H]."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
         for i, layer in enumerate(self.rnn_layers):
@@ -248,9 +252,9 @@ class KerasRNN(keras.Model):
             if first_xw is not None:
                 # The kernels' path: what the layer's inner_loop runs, with this window's
                 # weights (dropped-connected when training with --weight_dropout).
-                x, layer_state = manual.run_layer(self._layer_params(layer, training),
-                                                  layer.cell_type, x, tuple(layer_state),
-                                                  self.compute)
+                x, layer_state = manual.run_time_major(self._layer_params(layer, training),
+                                                       layer.cell_type, x, tuple(layer_state),
+                                                       self.compute)
                 new_state.extend(layer_state)
                 continue
             x, *layer_state = layer(x, initial_state=layer_state,

@@ -85,26 +85,40 @@ def run_projected(params, cell: str, xw, state, compute=None):
     The loop and its hand-written backward pass are in `bptt.py`; `compute` is the dtype of
     its matrix products (None: float32; see cells.py).
     Returns:
-      outputs [B, T, H], final state tuple.
+      outputs [T, B, H] (time-major), final state tuple.
     """
-    outputs, state = bptt.run_sequence(cell, xw, params, tuple(state), compute)
-    return tf.transpose(outputs, [1, 0, 2]), state                     # [B, T, H]
+    return bptt.run_sequence(cell, xw, params, tuple(state), compute)
 
 
-def run_layer(params, cell: str, x, state, compute=None):
+def run_time_major(params, cell: str, x, state, compute=None):
     """Runs one layer over a sequence: the hoisted input projection, then the time loop.
 
     The loop and its hand-written backward pass are in `bptt.py`; they compute exactly
     `rnn_cell` step after step (the tests check both against a NumPy reference and the
-    gradients against finite differences).
+    gradients against finite differences). The models keep their stacks time-major from the
+    first projection to the logits: transposing [B, T, H] between layers cost 4 passes over
+    it per layer boundary (forward and backward).
 
     Args:
-      x: [B, T, I]; state: tuple of [B, H].
+      x: [T, B, I]; state: tuple of [B, H].
     Returns:
-      outputs [B, T, H], final state tuple.
+      outputs [T, B, H], final state tuple.
     """
-    xw = input_projection(params, cell, tf.transpose(x, [1, 0, 2]), compute)  # [T, B, G*H]
+    if cell == "lstm" and compute is not None:
+        # Low precision: the projection inside the kernel (see bptt.lstm_layer_sequence).
+        weights = (tf.convert_to_tensor(w) for w in (params["W_input"], input_bias(params, cell),
+                                                     params["W_hidden"]))
+        hs, h, c = bptt.lstm_layer_sequence(x, *weights, state[0], state[1], compute)
+        return hs, (h, c)
+    xw = input_projection(params, cell, x, compute)                       # [T, B, G*H]
     return run_projected(params, cell, xw, state, compute)
+
+
+def run_layer(params, cell: str, x, state, compute=None):
+    """`run_time_major` for batch-major x [B, T, I] -> outputs [B, T, H], final state (what
+    a Keras layer's inner loop takes and returns)."""
+    outputs, state = run_time_major(params, cell, tf.transpose(x, [1, 0, 2]), state, compute)
+    return tf.transpose(outputs, [1, 0, 2]), state
 
 
 class ManualRNN(tf.Module):
@@ -202,12 +216,12 @@ class ManualRNN(tf.Module):
                                              lambda: self._layer_by_layer(xw, state, False),
                                              self.compute)
         else:
-            x, new_state = self._layer_by_layer(xw, state, training)
+            x, new_state = self._layer_by_layer(xw, state, training)        # [T, B, H]
         x = self._dropout(x, training)
-        return rnn_logits(self.softmax, x), new_state
+        return tf.transpose(rnn_logits(self.softmax, x), [1, 0, 2]), new_state  # [B, T, V]
 
     def _layer_by_layer(self, xw, state, training):
-        """xw [T, B, G*H] the first layer's projected input -> top layer's outputs [B, T, H],
+        """xw [T, B, G*H] the first layer's projected input -> top layer's outputs [T, B, H],
         new state."""
         n = STATES_PER_LAYER[self.config.model]
         new_state = []
@@ -219,7 +233,7 @@ class ManualRNN(tf.Module):
                                                self.compute)
             else:
                 x = self._dropout(x, training)
-                x, layer_state = run_layer(params, self.config.model, x, layer_state,
-                                           self.compute)
+                x, layer_state = run_time_major(params, self.config.model, x, layer_state,
+                                                self.compute)
             new_state.extend(layer_state)
         return x, new_state

@@ -40,7 +40,7 @@ def forward(cell: str, layers, xw, state, layered, compute=None):
         used when T is shorter than L - 1.
       compute: None (float32) or the dtype of the matrix products (see cells.py).
     Returns:
-      the top layer's outputs [B, T, H], the new flat state.
+      the top layer's outputs [T, B, H] (time-major), the new flat state.
     """
     steps, shortest = xw.shape[0], len(layers) - 1
     if steps is not None:
@@ -97,5 +97,4 @@ def _wavefront(cell, layers, xw, state, compute):
     for k in range(1, depth):                       # the last diagonals: layers k..L-1
         states = advance(states, None, range(k, depth))
         outputs = outputs.write(steps - depth + k, states[-1][0])
-    outputs = tf.transpose(outputs.stack(), [1, 0, 2])                    # [B, T, H]
-    return outputs, [s for layer_state in states for s in layer_state]
+    return outputs.stack(), [s for layer_state in states for s in layer_state]  # [T, B, H]
