@@ -66,7 +66,9 @@ def define_model_flags(fv=FLAGS):
                        flag_values=fv)
     flags.DEFINE_enum("precision", _M.precision, cfg.PRECISIONS,
                       "Matrix products in float32, or in bfloat16 / float16 with everything "
-                      "else float32 (mixed_float16 adds loss scaling; for GPUs).",
+                      "else float32 (mixed_float16 adds loss scaling; for GPUs); auto: "
+                      "mixed_bfloat16 on CPUs with amx_bf16 or avx512_bf16 and GPUs from "
+                      "compute capability 8.0, mixed_float16 on 7.x, else float32.",
                       flag_values=fv)
 
 

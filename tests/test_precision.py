@@ -11,6 +11,7 @@ kernels against autodiff, both bfloat16, under 0.5%. The bounds below are 2-6x t
 catch a product left in the wrong dtype or a wrong cast (errors of 10% and more), not rounding.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -244,3 +245,52 @@ def test_commands_use_the_runs_precision_unless_told(tmp_path, corpus_path):
         results[precision] = json.loads(out.stdout.strip().splitlines()[-1])
     a, b = results[""]["loss_nats_per_token"], results["float32"]["loss_nats_per_token"]
     assert a != b and abs(a - b) < 0.02
+
+
+@pytest.mark.parametrize("flags_line, gpus, expected", [
+    ("fpu sse avx2 avx512f amx_bf16 amx_tile", [], "mixed_bfloat16"),    # Intel with AMX
+    ("fpu sse avx2 avx512f avx512_bf16", [], "mixed_bfloat16"),          # AMD Zen 4
+    ("fpu sse avx2 fma", [], "float32"),                                 # AVX2 only
+    ("fpu sse avx2 amx_bf16", [(7, 5)], "mixed_float16"),                # a T4: the GPU decides
+    ("fpu sse avx2", [(8, 0), (9, 0)], "mixed_bfloat16"),                # A100 + H100
+    ("fpu sse avx2", [(6, 1)], "float32"),                               # no tensor cores
+])
+def test_auto_precision_follows_the_hardware(tmp_path, monkeypatch, flags_line, gpus, expected):
+    """--precision=auto reads the CPU's flags as lscpu shows them and the GPUs' compute
+    capability (simulated here: no GPU is reachable); other values pass through."""
+    from tfcharrnn.models import devices
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags_line}\n\n"
+                       f"processor\t: 1\nflags\t\t: {flags_line}\n")
+    real = devices.cpu_flags
+    monkeypatch.setattr(devices, "cpu_flags", lambda path=str(cpuinfo): real(path))
+    monkeypatch.setattr(devices, "gpu_compute_capabilities", lambda: list(gpus))
+    assert devices.resolve_precision("auto") == expected
+    for given in ("float32", "mixed_bfloat16", "mixed_float16"):
+        assert devices.resolve_precision(given) == given
+    assert real(str(tmp_path / "missing")) == set()
+
+
+def test_auto_precision_is_resolved_before_config_json_is_written(tmp_path, corpus_path,
+                                                                   monkeypatch):
+    """A run trained with --precision=auto records the precision it ran in, so `sample`,
+    `evaluate` and `score` run in it on any machine, and resuming may pick another."""
+    from tfcharrnn import train_lib
+    from tfcharrnn.models import devices
+    monkeypatch.setattr(devices, "cpu_flags", lambda *_: {"avx2", "amx_bf16"})
+    monkeypatch.setattr(devices, "gpu_compute_capabilities", lambda: [])
+    config = tiny_config(tmp_path, corpus_path, train__max_steps=3, model__precision="auto")
+    train_lib.train_and_evaluate(config, out=open("/dev/null", "w"))
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["precision"] == "mixed_bfloat16"
+    _, _, model = checkpoints.restore_model(config.train.checkpoint_dir)
+    assert model.compute == tf.bfloat16
+    monkeypatch.setattr(devices, "cpu_flags", lambda *_: {"avx2"})
+    resumed = train_lib.train_and_evaluate(
+        dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=5)),
+        out=open("/dev/null", "w"))
+    assert resumed["step"] == 5
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["precision"] \
+        == "float32"
+    _, _, model = checkpoints.restore_model(config.train.checkpoint_dir, precision="auto")
+    assert model.compute is None

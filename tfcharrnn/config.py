@@ -21,7 +21,7 @@ CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
 LR_SCHEDULES = ("epoch_decay", "cosine")
 STRATEGIES = ("off", "mirrored", "multi_worker_mirrored")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                               "tinyshakespeare.txt")
@@ -93,7 +93,8 @@ class ModelConfig:
     embedding_size: int = 64   # token embedding width (0 = one-hot input)
     dropout: float = 0.0       # dropout between layers and before the softmax, when training
     weight_dropout: float = 0.0  # DropConnect of the recurrent weights, when training
-    precision: str = "float32"  # of the matrix products: float32, mixed_bfloat16, mixed_float16
+    precision: str = "float32"  # of the matrix products: float32, mixed_bfloat16, mixed_float16,
+    #                             or auto (resolved by models/devices.py before a model is built)
 
     def __post_init__(self):
         _choice("backend", self.backend, BACKENDS)

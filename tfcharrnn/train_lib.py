@@ -21,7 +21,7 @@ from tfcharrnn.batching import StreamBatches
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.interrupts import GracefulStop
-from tfcharrnn.models import build_model, inference
+from tfcharrnn.models import build_model, devices, inference
 from tfcharrnn.run_lock import LOCK_FILE, RunLock
 from tfcharrnn.summaries import SummaryWriter
 
@@ -138,6 +138,9 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     started = time.monotonic()  # --max_minutes counts the wall time of this invocation
     replicas = distribute.replicas(config.distribute)  # before any other TensorFlow op
     replicas.check_batch_size(config.data.batch_size)
+    # --precision=auto becomes what this machine runs fast, and config.json records that.
+    config = dataclasses.replace(config, model=dataclasses.replace(
+        config.model, precision=devices.resolve_precision(config.model.precision)))
     with replicas.stop_if_a_worker_is_lost():
         if not replicas.is_chief:  # writes nothing into the run directory, so holds no lock
             return _train(config, replicas, None, out, started)
@@ -192,6 +195,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
           f"{num_batches} batches of {dc.batch_size}x{dc.seq_len}; {config.model.backend} "
           f"{config.model.num_layers}x{config.model.hidden_size} {config.model.model}, "
           f"{params:,} parameters"
+          + (f", {config.model.precision}" if config.model.precision != "float32" else "")
           + (f"; {replicas.describe()}" if replicas.describe() else ""), file=out)
     if resumed:
         print(f"resuming {tc.checkpoint_dir} at step {step} "
