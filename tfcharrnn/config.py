@@ -322,7 +322,7 @@ class ScoreConfig:
     unit: str = "line"               # score each "line", or each "sentence" (Punkt-split)
     sort: bool = False               # rank from most to least probable
     window: int = 1000               # tokens per forward call (speed only)
-    batch_size: int = 256            # texts scored at once (speed and memory only)
+    batch_size: int = 1024           # texts scored at once (speed and memory only)
     precision: str = ""              # of the matrix products ("" = the run's)
 
     def __post_init__(self):

@@ -72,7 +72,7 @@ class BatchScorer:
     # columns would be 8 GB; this cuts them into calls of 32 columns.
     MAX_LOGITS = 2 ** 26
 
-    def __init__(self, model, window: int = 1000, batch_size: int = 256):
+    def __init__(self, model, window: int = 1000, batch_size: int = 1024):
         self.model = model
         self.window = window
         self.batch_size = batch_size

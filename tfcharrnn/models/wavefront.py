@@ -30,6 +30,10 @@ import tensorflow as tf
 from tfcharrnn.models import cells
 
 
+# Batches of fewer rows than this run the LSTM's products one per gate (see _wavefront).
+SPLIT_BELOW_ROWS = 128
+
+
 def forward(cell: str, layers, xw, state, layered, compute=None):
     """Args:
       cell: "rnn", "gru" or "lstm".
@@ -59,8 +63,12 @@ def _wavefront(cell, layers, xw, state, compute):
     # on both cores at once, and oneDNN runs a narrow product of few rows faster ([64, 512] x
     # [512, 2048]: ~1.6 ms, 4 x [512, 512]: ~1.1 ms). Evaluation 2 x 512 LSTM 12.9k -> 16.7k
     # chars/s, 2 x 128 138k -> 171k. The GRU was slower that way (2 x 128 216k -> 192k), so
-    # it, like the basic RNN, keeps one product.
-    chunks = 4 if cell == "lstm" else 1
+    # it, like the basic RNN, keeps one product. Many rows at once (`score`'s batches, whose
+    # row count the graph may not know) fill both cores within one product, and the split
+    # then only costs: scoring 10,000 lines, 2 x 256 LSTM, 256 rows ~2,190 -> ~2,560 lines/s,
+    # 1,024 rows ~2,630 -> ~3,140 (one run, interleaved; noisy).
+    rows = xw.shape[1]
+    chunks = 4 if cell == "lstm" and rows is not None and rows < SPLIT_BELOW_ROWS else 1
     parts = [{name: [cells.lowered(w, compute) for w in tf.split(layer[name], chunks, axis=-1)]
               for name in (("W_input", "W_hidden") if l else ("W_hidden",))}  # layer 0: xw
              for l, layer in enumerate(layers)]
