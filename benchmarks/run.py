@@ -1,7 +1,12 @@
 """The benchmark suite: one command, a Markdown table on stdout and a JSON file.
 
-    python benchmarks/run.py --json=benchmark.json          # full suite, one round: ~8 minutes
+    python benchmarks/run.py --json=benchmark.json          # full suite, one round
     python benchmarks/run.py --quick                         # fewer steps and repeats
+    python benchmarks/run.py --cells=lstm --configs=2x512 --rounds=3 \
+        --skip=eval,sample,score,prepare,memory,quality     # the bf16 speed-up alone
+
+One round without `quality` takes ~8 minutes on 2 cores; `quality` trains the cpu_hour
+preset for --quality_steps in each precision, ~30 minutes more at the default 1,000 steps.
 
 Measured, each in its own process (`measure.py`; no shared thread pools or caches), with
 warm-up excluded and the median of `--repeats` timed blocks per process over `--rounds`
@@ -20,7 +25,7 @@ alike):
     ceiling of one-stream sampling, which reads every weight once per token;
   - sampling chars/s from the 2 x 512 LSTM: one stream, and 64 streams at once;
   - scoring 10,000 short lines (the corpus' first lines, 2 x 256 LSTM, the default model) as
-    `score` does, 256 at a time, against one line at a time (how it scored before); and
+    `score` does, 1,024 at a time, against one line at a time (how it scored before); and
     `evaluate`'s one-stream chars/s on the held-out tail;
   - preparing a 100 MB character corpus (read, vocabulary, encode): seconds, peak memory;
   - resident memory of the real training loop (data preparation, 50 steps of a 1 x 128
@@ -96,8 +101,14 @@ def main():
     parser.add_argument("--skip", default="",
                         help="comma list of: train,bf16,quality,eval,sample,score,prepare,"
                              "memory")
-    parser.add_argument("--quality_steps", type=int, default=300)
+    parser.add_argument("--quality_steps", type=int, default=1000)
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma list of the model sizes to train and evaluate")
+    parser.add_argument("--cells", default=",".join(CELLS),
+                        help="comma list of the cells to train and evaluate")
     args = parser.parse_args()
+    configs = {n: s for n, s in CONFIGS.items() if n in args.configs.split(",")}
+    cells = [c for c in CELLS if c in args.cells.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     steps = 2 if args.quick else 5
     common = dict(repeats=args.repeats, warmup=2 if args.quick else 3)
@@ -112,8 +123,8 @@ def main():
     for r in range(args.rounds):
         log(f"round {r + 1}/{args.rounds}: matmul")
         results["matmul_gflops"] += run_child("matmul", **common)
-        for name, shape in CONFIGS.items():
-            for cell in CELLS:
+        for name, shape in configs.items():
+            for cell in cells:
                 if "train" not in skip:
                     for fw in frameworks:
                         what = "train_torch" if fw == "torch" else "train"
@@ -148,7 +159,7 @@ def main():
             for method in ("batched", "single"):
                 log(f"round {r + 1}: score {lines:,} lines, {method}")
                 results["score"].setdefault(method, []).extend(
-                    run_child("score", method=method, lines=lines, batch_size=256, **default))
+                    run_child("score", method=method, lines=lines, batch_size=1024, **default))
             log(f"round {r + 1}: evaluate the held-out tail")
             results["score"].setdefault("evaluate_file", []).extend(
                 run_child("evaluate_file", tokens=30000 if args.quick else 200000, **default))
@@ -156,8 +167,7 @@ def main():
         for precision in ("float32", "mixed_bfloat16"):
             log(f"quality: {args.quality_steps} real training steps, 2 x 512 LSTM, {precision}")
             results["quality"][precision] = run_child(
-                "quality", backend="keras", cell="lstm", steps=args.quality_steps,
-                precision=precision, **CONFIGS["2x512"])
+                "quality", steps=args.quality_steps, precision=precision)
     if "prepare" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "corpus.txt")
@@ -179,7 +189,7 @@ def main():
             json.dump({"flops_per_char": {
                 f"{n}/{c}": {"train": train_flops_per_char(c, s["hidden_size"]),
                              "forward": forward_flops_per_char(c, s["hidden_size"])}
-                for n, s in CONFIGS.items() for c in CELLS}, **results}, f, indent=2)
+                for n, s in configs.items() for c in cells}, **results}, f, indent=2)
 
 
 def report(results, frameworks):
@@ -194,6 +204,8 @@ def report(results, frameworks):
         print(head + " |\n" + "|---" * (head.count("|")) + "|")
         for name, shape in CONFIGS.items():
             for cell in CELLS:
+                if f"{name}/{cell}/{frameworks[0]}" not in results["train"]:
+                    continue                                   # not measured (--cells)
                 fpc = train_flops_per_char(cell, shape["hidden_size"])
                 cps = {fw: med(results["train"][f"{name}/{cell}/{fw}"]) for fw in frameworks}
                 row = f"| {name} | {cell} | {fpc / 1e6:.1f} | " + " | ".join(
@@ -218,15 +230,21 @@ def report(results, frameworks):
             print(f"| {name} | {cell} | " + " | ".join(row) + " |")
     if results.get("quality"):
         q = results["quality"]
-        print("\nValidation loss of the 2 x 512 LSTM after the same real training steps:\n")
-        print("| precision | steps | val loss (nats/char) | minutes |\n|---|---|---|---|")
+        print("\nValidation loss of `train --preset=cpu_hour` (2 x 512 LSTM) after the same "
+              "real training steps (the cosine over those steps), at each quarter:\n")
+        print("| precision | steps | val loss (nats/char) | at the quarters | minutes |\n"
+              "|---|---|---|---|---|")
         for precision, r in q.items():
-            print(f"| {precision} | {r['steps']} | {r['val_loss']:.4f} | {r['minutes']:.1f} |")
+            curve = ", ".join(f"{v:.4f}" for v in r["curve"])
+            print(f"| {precision} | {r['steps']} | {r['val_loss']:.4f} | {curve} | "
+                  f"{r['minutes']:.1f} |")
     if results["evaluate"]:
         print("\nEvaluation (forward only, training shape) chars/s; x = over training.\n")
         print("| config | cell | keras | manual |\n|---|---|---|---|")
         for name, shape in CONFIGS.items():
             for cell in CELLS:
+                if f"{name}/{cell}/keras" not in results["evaluate"]:
+                    continue                                   # not measured (--cells)
                 cells = []
                 for fw in ("keras", "manual"):
                     e = med(results["evaluate"][f"{name}/{cell}/{fw}"])
@@ -248,7 +266,7 @@ def report(results, frameworks):
     if results["score"]:
         single, batched = med(results["score"]["single"]), med(results["score"]["batched"])
         print(f"\nScoring short lines (2 x 256 LSTM): one at a time {single:,.0f} lines/s, "
-              f"batched 256 at a time (`score`) {batched:,.0f} lines/s = {batched / single:.0f}x; "
+              f"batched 1,024 at a time (`score`) {batched:,.0f} lines/s = {batched / single:.0f}x; "
               f"`evaluate` (one stream, the held-out tail) "
               f"{med(results['score']['evaluate_file']):,.0f} chars/s")
     if "prepare" in results:

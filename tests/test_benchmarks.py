@@ -59,8 +59,10 @@ def test_report_takes_medians_and_divides_the_right_columns(capsys):
                           "keras/64": [3000.0], "manual/64": [4000.0]},
                "score": {"single": [10.0, 20.0, 30.0], "batched": [600.0],
                          "evaluate_file": [7000.0]},
-               "quality": {"float32": {"steps": 300, "val_loss": 1.71234, "minutes": 4.0},
+               "quality": {"float32": {"steps": 300, "val_loss": 1.71234, "minutes": 4.0,
+                                       "curve": [2.5, 1.9, 1.75, 1.71234]},
                            "mixed_bfloat16": {"steps": 300, "val_loss": 1.7151,
+                                              "curve": [2.4, 1.8, 1.72, 1.7151],
                                               "minutes": 2.1}}}
     run.report(results, ["keras", "manual", "torch"])
     out = capsys.readouterr().out
@@ -72,10 +74,10 @@ def test_report_takes_medians_and_divides_the_right_columns(capsys):
     assert "| 2x128 | gru | 5,000 (1.7x) | 5,000 (2.5x) |" in out     # eval over training
     one = run.forward_flops_per_char("lstm", 512)
     assert f"| 1 | 1,000 ({1000 * one / 50e9:.0%}) | 2,000 ({2000 * one / 50e9:.0%}) |" in out
-    assert "one at a time 20 lines/s, batched 256 at a time (`score`) 600 lines/s = 30x" in out
+    assert "one at a time 20 lines/s, batched 1,024 at a time (`score`) 600 lines/s = 30x" in out
     assert "7,000 chars/s" in out
     assert "| 2x512 | lstm | 12,000 (2.00x) | - | 1,500 (1.50x) |" in out
-    assert "| mixed_bfloat16 | 300 | 1.7151 | 2.1 |" in out
+    assert "| mixed_bfloat16 | 300 | 1.7151 | 2.4000, 1.8000, 1.7200, 1.7151 | 2.1 |" in out
 
 
 def _measure_here(*args):
