@@ -16,10 +16,9 @@ from tfcharrnn.config import ModelConfig
 def build_model(config: ModelConfig, vocab_size: int, seed: int = 0):
     """Creates the back-end named by `config.backend`, with its variables built
     (--precision=auto resolved for this machine: see devices.resolve_precision)."""
-    if config.precision == "auto":
-        import dataclasses
-        from tfcharrnn.models.devices import resolve_precision
-        config = dataclasses.replace(config, precision=resolve_precision(config.precision))
+    import dataclasses
+    from tfcharrnn.models.devices import resolve_precision
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision))
     if config.backend == "keras":
         from tfcharrnn.models.keras_rnn import KerasRNN
         model = KerasRNN(config, vocab_size, seed=seed)
