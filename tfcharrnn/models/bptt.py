@@ -13,7 +13,8 @@ Shapes: T time steps, B batch rows, H hidden units, G fused gates (rnn 1, gru 3,
 Inside the loops, inputs are read as slices `x[t]` of [T, ...] tensors rather than from
 TensorArrays: `TensorArray.unstack` copies the whole tensor into a list first, which cost ~8%
 of an LSTM train step (nothing differentiates through these loops, so slicing does not bring
-autodiff's quadratic cost).
+autodiff's quadratic cost). What a forward loop wrote for its backward loop only is the
+other way round: read back from its array, never stacked (see _lstm_forward).
 Gate order is Keras': LSTM i, f, g, o; GRU z, r, n (reset applied after the recurrent
 product). The equations are in `manual.py`.
 
@@ -106,7 +107,8 @@ def _rnn(xw, w_hidden, h0, compute):
 # LSTM: [i f g o] = xw_t + h_{t-1} U; c_t = f c_{t-1} + i g; h_t = o tanh(c_t)
 
 def lstm_sequence(xw, w_hidden, h0, c0, compute=None):
-    """Returns (hs [T, B, H], h_T, c_T)."""
+    """xw [T, B, 4H] float32, or in the compute dtype (its gradient then is too).
+    Returns (hs [T, B, H], h_T, c_T), float32."""
     return _lstm_sequence(compute)(xw, w_hidden, h0, c0)
 
 
@@ -140,16 +142,24 @@ def _lstm(xw, w_hidden, h0, c0, compute):
     # parallel on the two cores (a forward step: 86 -> 62 us at 2 x 128, 930 -> 875 us at
     # 2 x 512; in bfloat16 one fused product was slower too). Splitting xw costs one pass
     # over it, outside the loop.
-    xs = tf.split(xw, 4, axis=-1)                                      # 4 x [T, B, H]
     ws = tf.split(w_hidden, 4, axis=-1)                                # 4 x [H, H]
-    saved, (hs, h, c) = _lstm_forward(lambda t: [x[t] for x in xs], steps, ws, h0, c0, compute)
+    # xw in the compute dtype (manual.first_projection's table lookup in low precision):
+    # each step converts its own row, and xw's gradient is the loop's rounded dz.
+    low_input = xw.dtype != h0.dtype
+    if low_input:
+        gate_inputs = lambda t: tf.split(tf.cast(xw[t], h0.dtype), 4, axis=-1)  # noqa: E731
+    else:
+        xs = tf.split(xw, 4, axis=-1)                                  # 4 x [T, B, H]
+        gate_inputs = lambda t: [x[t] for x in xs]  # noqa: E731
+    saved, (hs, h, c) = _lstm_forward(gate_inputs, steps, ws, h0, c0, compute)
 
     def grad(d_hs, d_h, d_c):
         dzs, dzs_low, dh0, dc0 = _lstm_backward(saved, ws, d_hs, d_h, d_c, compute,
-                                                float_dz=True)
+                                                float_dz=not low_input)
         if compute is None:
             return dzs, _weight_grad(_previous(h0, hs), dzs), dh0, dc0
-        return dzs, _weight_grad(saved["h_prev_low"], dzs_low, compute), dh0, dc0
+        return (dzs_low if low_input else dzs,
+                _weight_grad(saved["h_prev_low"], dzs_low, compute), dh0, dc0)
 
     return (hs, h, c), grad
 
@@ -216,7 +226,11 @@ def _lstm_forward(gate_inputs, steps, ws, h0, c0, compute):
     arrays = tuple(_array(h0.dtype, steps) for _ in range(7)) + _low_copies(compute, steps, 1)
     *arrays, h, c = _loop(steps, body, arrays + (h0, c0))
     names = ("hs", "f", "dc_from_dh", "di", "df", "dg", "do", "h_prev_low")
-    saved = {name: a.stack() for name, a in zip(names, arrays)}       # each [T, B, H]
+    # hs and the rounded h are used whole (the next layer's input, the weight gradient) and
+    # stacked into [T, B, H]; the backward loop reads the other five one step at a time, so
+    # they stay arrays: a read is a reference, a stack a copy (~13 MB each at 2 x 512, batch 64).
+    whole = ("hs", "h_prev_low")
+    saved = {name: a.stack() if name in whole else a for name, a in zip(names, arrays)}
     return saved, (saved["hs"], h, c)
 
 
@@ -226,9 +240,10 @@ def _lstm_backward(saved, ws, d_hs, d_h, d_c, compute, float_dz: bool):
         dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh(c_t)^2)
         dz_t = [dc_t, dc_t, dc_t, dh_t] * [g i(1-i), c_{t-1} f(1-f), i(1-g^2), tanh(c_t) o(1-o)]
     with the factors that do not depend on the gradient kept by the forward loop."""
+    # Arrays of T [B, H] tensors (see _lstm_forward), read at step t.
     f, dc_from_dh = saved["f"], saved["dc_from_dh"]
-    factors = tuple(saved[k] for k in ("di", "df", "dg", "do"))          # 4 x [T, B, H]
-    steps = tf.shape(f)[0]
+    factors = tuple(saved[k] for k in ("di", "df", "dg", "do"))
+    steps = tf.shape(saved["hs"])[0]
     # Transposed once: a matmul with transpose_b is ~3x slower here.
     w_ts = [lowered(tf.transpose(w), compute) for w in ws]              # 4 x [H, H]
     kept = (4 if float_dz else 0, 0 if compute is None else 4)  # float32 / low arrays
@@ -237,14 +252,14 @@ def _lstm_backward(saved, ws, d_hs, d_h, d_c, compute, float_dz: bool):
         *arrays, dh, dc = arrays_and_state
         # dh: gradient reaching h_t from step t+1; dc: dc_{t+1} f_{t+1}.
         dh = d_hs[t] + dh
-        dc = dc + dh * dc_from_dh[t]
-        dz = (dc * factors[0][t], dc * factors[1][t], dc * factors[2][t],
-              dh * factors[3][t])                                       # 4 x [B, H]
+        dc = dc + dh * dc_from_dh.read(t)
+        di, df, dg, do = (factor.read(t) for factor in factors)
+        dz = (dc * di, dc * df, dc * dg, dh * do)                       # 4 x [B, H]
         dz_low = tuple(lowered(d, compute) for d in dz)  # the products' operands
         # Per gate again, for the same parallelism: dh_{t-1} = sum_k dz_k W_k^T.
         dh = tf.add_n([matmul(d, w, compute, out=dh.dtype) for d, w in zip(dz_low, w_ts)])
         values = dz[:kept[0]] + dz_low[:kept[1]]
-        return (t - 1, *(a.write(t, v) for a, v in zip(arrays, values)), dh, dc * f[t])
+        return (t - 1, *(a.write(t, v) for a, v in zip(arrays, values)), dh, dc * f.read(t))
 
     arrays = tuple(_array(d_h.dtype, steps) for _ in range(kept[0])) \
         + _low_copies(compute, steps, kept[1])
@@ -292,7 +307,8 @@ def _gru(xw, w_hidden, b_hidden, h0, compute):
                 hns.write(t, hn), h)
 
     *arrays, h = _loop(steps, body, tuple(_array(xw.dtype, steps) for _ in range(5)) + (h0,))
-    hs, zs, rs, ns, hns = (a.stack() for a in arrays)                  # each [T, B, H]
+    hs = arrays[0].stack()                                             # [T, B, H]
+    zs, rs, ns, hns = arrays[1:]      # read back a step at a time, not stacked (see the LSTM)
 
     def grad(d_hs, d_h):
         # Transposed once: a matmul with transpose_b is ~3x slower here.
@@ -300,7 +316,7 @@ def _gru(xw, w_hidden, b_hidden, h0, compute):
         h_prev = _previous(h0, hs)
 
         def back(t, dzs, drs, dns, duns, dh):
-            z, r, n, hn = zs[t], rs[t], ns[t], hns[t]
+            z, r, n, hn = zs.read(t), rs.read(t), ns.read(t), hns.read(t)
             dh = d_hs[t] + dh
             dn = dh * (1.0 - z) * (1.0 - n * n)                          # d (xn + r hn)
             dz = dh * (h_prev[t] - n) * z * (1.0 - z)

@@ -64,19 +64,54 @@ def first_projection(params, cell: str, ids, embedding=None, compute=None):
         embedding[ids] W_input + b = (embedding W_input + b)[ids]
     and with one-hot inputs the table is W_input + b itself. Projecting the V rows of the table
     costs V/(B*T) of projecting the B*T embedded tokens, and the backward pass likewise: the
-    table's gradient is a scatter-add of the gradient rows, then two products of V rows
-    instead of B*T (2 x 512 LSTM, embedding 64: gradients ~800 -> ~750 ms, a whole train step
-    8.2k -> 8.4k chars/s; no measurable change at 2 x 128). A vocabulary larger than the
+    table's gradient is a sum of the gradient rows (see `lookup`), then two products of V
+    rows instead of B*T (2 x 512 LSTM, embedding 64: gradients ~800 -> ~750 ms, a whole train
+    step 8.2k -> 8.4k chars/s; no measurable change at 2 x 128). A vocabulary larger than the
     batch (word level) projects the embedded tokens instead. Same values up to round-off.
+    Returns xw float32, or, for the LSTM's table in low precision, in the compute dtype.
     """
     bias = input_bias(params, cell)
     ids = tf.transpose(ids)                                             # [T, B], time-major
     if embedding is None:
-        return tf.gather(params["W_input"] + bias, ids)                 # one-hot rows of W
+        return lookup(params["W_input"] + bias, ids)                    # one-hot rows of W
     tokens = ids.shape.num_elements()
     if tokens is not None and embedding.shape[0] < tokens:
-        return tf.gather(input_projection(params, cell, embedding, compute), ids)  # [V, G*H]
+        table = input_projection(params, cell, embedding, compute)      # [V, G*H]
+        if cell == "lstm" and compute is not None:
+            # Low precision: the table is rounded once and xw stays in the compute dtype; the
+            # LSTM kernel converts each step's row (bptt.lstm_sequence) and hands back xw's
+            # gradient in the compute dtype, the rounded dz its loop makes anyway, so no
+            # [T, B, 4H] float32 gradient is stacked and concatenated.
+            table = tf.cast(table, compute)
+        return lookup(table, ids)
     return input_projection(params, cell, tf.gather(embedding, ids), compute)
+
+
+# Above this many one-hot entries (V x tokens) `lookup` leaves the gradient to tf.gather.
+_ONE_HOT_LIMIT = 2 ** 24
+
+
+def lookup(table, ids):
+    """table[ids]: table [V, K], ids int32 [...] -> [..., K], with the table's gradient as one
+    matrix product, one_hot(ids)^T dy [V, N] x [N, K], instead of tf.gather's scatter-add
+    (UnsortedSegmentSum, one thread): 2 x 512 LSTM, N = 6,400 tokens, K = 2,048, ~54 ms of
+    a ~450 ms bfloat16 train step for the scatter (TF profiler). The same sums in another
+    order. Tables of many rows (word level) keep the scatter: their one-hot would be large."""
+    rows = table.shape[0]
+    tokens = ids.shape.num_elements()
+    if rows is None or tokens is None or rows * tokens > _ONE_HOT_LIMIT:
+        return tf.gather(table, ids)
+    return _lookup(table, ids)
+
+
+@tf.custom_gradient
+def _lookup(table, ids):
+    def grad(dy):                                                       # [..., K]
+        flat = tf.reshape(dy, [-1, tf.shape(dy)[-1]])                   # [N, K]
+        one_hot = tf.one_hot(tf.reshape(ids, [-1]), tf.shape(table)[0], axis=0,
+                             dtype=flat.dtype)                          # [V, N]
+        return tf.matmul(one_hot, flat), None
+    return tf.gather(table, ids), grad
 
 
 def run_projected(params, cell: str, xw, state, compute=None):

@@ -38,7 +38,8 @@ def forward(cell: str, layers, xw, state, layered, compute=None):
     """Args:
       cell: "rnn", "gru" or "lstm".
       layers: per-layer params under the manual back-end's names (L >= 2 of them).
-      xw: [T, B, G*H] the first layer's projected input (`manual.first_projection`).
+      xw: [T, B, G*H] the first layer's projected input (`manual.first_projection`; float32,
+        or the compute dtype).
       state: flat list of [B, H] (per layer: h, or h and c for the LSTM).
       layered: a function () -> (outputs, new state) computing the same thing layer by layer,
         used when T is shorter than L - 1.
@@ -57,6 +58,7 @@ def _wavefront(cell, layers, xw, state, compute):
     depth, per_layer = len(layers), cells.STATES_PER_LAYER[cell]
     states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
     steps = tf.shape(xw)[0]
+    dtype = states[0][0].dtype   # float32; xw may be in the compute dtype (see first_projection)
 
     # The LSTM does each [B, K] x [K, 4H] product of a step as 4 products of [K, H], one per
     # gate (the weights split once, here, outside the loop): they are independent, so they run
@@ -84,7 +86,7 @@ def _wavefront(cell, layers, xw, state, compute):
         (the previous diagonal): layer l's input is layer l-1's output of one iteration ago."""
         new = list(states)
         for l in active:
-            projected = (xw[i] if l == 0                                   # [B, G*H]
+            projected = (tf.cast(xw[i], dtype) if l == 0                   # [B, G*H]
                          else product(states[l - 1][0], parts[l]["W_input"])
                          + cells.input_bias(layers[l], cell))
             hw = product(states[l][0], parts[l]["W_hidden"])
@@ -100,7 +102,7 @@ def _wavefront(cell, layers, xw, state, compute):
 
     _, outputs, states = tf.while_loop(
         lambda i, *_: i < steps, body,
-        (tf.constant(depth - 1), tf.TensorArray(xw.dtype, size=steps), tuple(states)))
+        (tf.constant(depth - 1), tf.TensorArray(dtype, size=steps), tuple(states)))
     states = list(states)
     for k in range(1, depth):                       # the last diagonals: layers k..L-1
         states = advance(states, None, range(k, depth))
