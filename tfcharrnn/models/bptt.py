@@ -147,7 +147,7 @@ def _lstm(xw, w_hidden, h0, c0, compute):
     # each step converts its own row, and xw's gradient is the loop's rounded dz.
     low_input = xw.dtype != h0.dtype
     if low_input:
-        gate_inputs = lambda t: tf.split(tf.cast(xw[t], h0.dtype), 4, axis=-1)  # noqa: E731
+        gate_inputs = _low_rows(xw)
     else:
         xs = tf.split(xw, 4, axis=-1)                                  # 4 x [T, B, H]
         gate_inputs = lambda t: [x[t] for x in xs]  # noqa: E731
@@ -173,8 +173,7 @@ def _lstm_layer(x, w_input, bias, w_hidden, h0, c0, compute):
     xw_low = tf.tensordot(x_low, w_input_low, axes=1)                  # [T, B, 4H], compute
     ws = tf.split(w_hidden, 4, axis=-1)
     saved, (hs, h, c) = _lstm_forward(
-        lambda t: tf.split(tf.cast(xw_low[t], tf.float32) + bias, 4, axis=-1),
-        steps, ws, h0, c0, compute)
+        _low_rows(xw_low, bias), steps, ws, h0, c0, compute)
 
     def grad(d_hs, d_h, d_c):
         _, dzs_low, dh0, dc0 = _lstm_backward(saved, ws, d_hs, d_h, d_c, compute,
@@ -187,6 +186,15 @@ def _lstm_layer(x, w_input, bias, w_hidden, h0, c0, compute):
                 _weight_grad(saved["h_prev_low"], dzs_low, compute), dh0, dc0)
 
     return (hs, h, c), grad
+
+
+def _low_rows(xw_low, bias=None):
+    """gate_inputs for _lstm_forward from a projection kept in the compute dtype, [T, B, 4H]:
+    step t converts its own row to float32 (and adds the bias there), then splits the gates."""
+    def rows(t):
+        row = tf.cast(xw_low[t], tf.float32)                           # [B, 4H]
+        return tf.split(row if bias is None else row + bias, 4, axis=-1)
+    return rows
 
 
 def _lstm_forward(gate_inputs, steps, ws, h0, c0, compute):
