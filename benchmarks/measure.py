@@ -238,8 +238,9 @@ def score(args):
     else:
         scorer = StreamScorer(model)
         run = lambda batch: [scorer.score(ids) for ids in batch]  # noqa: E731
-    # Warm-up: traces the shapes met (batched: all of them, so the timed blocks measure the
-    # steady state; a first `score` call also traces, twice at most: see BatchScorer).
+    # Warm-up: traces the graphs and compiles the gates for the row counts met (batched: all
+    # of them, so the timed blocks measure the steady state; a first `score` call of 10,000
+    # lines pays ~3 s of it).
     run(sequences if args.method == "batched" else sequences[:2 * args.batch_size])
     return [len(sequences) / t for t in _timed_blocks(lambda: run(sequences), args.repeats)]
 

@@ -36,8 +36,13 @@ def _check(model, ids, state, outputs, monkeypatch):
 @pytest.mark.parametrize("backend", ["keras", "manual"])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers", [2, 3])
-def test_wavefront_equals_layer_by_layer(backend, cell, layers, wavefront_calls,
+@pytest.mark.parametrize("rows", ["few", "many"])
+def test_wavefront_equals_layer_by_layer(backend, cell, layers, rows, wavefront_calls,
                                          monkeypatch):
+    if rows == "many":
+        # What `score`'s batches of >= MANY_ROWS rows run: each h_l multiplied once by
+        # [W_hidden_l | W_input_l+1], the gates compiled with XLA.
+        monkeypatch.setattr(wavefront, "MANY_ROWS", 0)
     model = build_model(ModelConfig(backend=backend, model=cell, num_layers=layers,
                                     hidden_size=10, embedding_size=4), vocab_size=9)
     rng = np.random.default_rng(layers)

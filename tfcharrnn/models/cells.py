@@ -57,24 +57,31 @@ def rnn_gates(z, state):
     return h, (h,)
 
 
-def gru_gates(xw, hw, state):
+def tanh_sigmoid(x):
+    """sigmoid(x) written with tanh, which XLA's CPU code runs faster than its logistic:
+    the compiled gates of `wavefront.py`, [1,024, 1,024] LSTM step 1.49 -> 1.13 ms. Equal to
+    within float32 round-off (absolute error ~6e-8, so tiny gates lose relative precision)."""
+    return 0.5 * tf.tanh(0.5 * x) + 0.5
+
+
+def gru_gates(xw, hw, state, sigmoid=tf.sigmoid):
     """xw = x W_input + b_input, hw = h W_hidden + b_hidden, both [B, 3H] (z, r, n)."""
     (h,) = state
     x_z, x_r, x_n = tf.split(xw, 3, axis=-1)
     h_z, h_r, h_n = tf.split(hw, 3, axis=-1)
-    z = tf.sigmoid(x_z + h_z)
-    r = tf.sigmoid(x_r + h_r)
+    z = sigmoid(x_z + h_z)
+    r = sigmoid(x_r + h_r)
     n = tf.tanh(x_n + r * h_n)
     h = z * h + (1.0 - z) * n
     return h, (h,)
 
 
-def lstm_gates(z, state):
+def lstm_gates(z, state, sigmoid=tf.sigmoid):
     """z = x W_input + h W_hidden + b_hidden [B, 4H] (i, f, g, o); state (h, c)."""
     _, c = state
     i, f, g, o = tf.split(z, 4, axis=-1)
-    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-    h = tf.sigmoid(o) * tf.tanh(c)
+    c = sigmoid(f) * c + sigmoid(i) * tf.tanh(g)
+    h = sigmoid(o) * tf.tanh(c)
     return h, (h, c)
 
 

@@ -19,10 +19,13 @@ The price: a layer above the first can no longer have its input projection hoist
 loop as one large product (its input is made inside the loop), so it does one [B, H] x [H, G*H]
 product per step instead. Measured in evaluation (forward only, 2 layers): 2 x 128 / batch 32
 about 10-25% faster, 2 x 512 / batch 64 basic RNN 85 -> 64 ms per window, LSTM ~245 -> ~230 ms.
+How a diagonal's products and gates are laid out depends on the rows: `_few_rows_step`
+(sampling, `evaluate`, validation) and `_many_rows_step` (`score`'s batches).
 
 Forward only: training needs `bptt.py`'s hand-written backward pass, which works layer by
-layer. The outputs are those of the layered pass (same operations on the same values; the
-tests compare the two).
+layer. The outputs are those of the layered pass up to float32 round-off (the many-rows
+steps add the products in another order and write the sigmoid with tanh); the tests compare
+the two.
 """
 
 import tensorflow as tf
@@ -30,8 +33,31 @@ import tensorflow as tf
 from tfcharrnn.models import cells
 
 
-# Batches of fewer rows than this run the LSTM's products one per gate (see _wavefront).
-SPLIT_BELOW_ROWS = 128
+# Batches of fewer rows than this run the "few rows" steps, at least this many (or an unknown
+# number: `score`'s batches) the "many rows" steps; see _wavefront.
+MANY_ROWS = 128
+
+
+def _compiled_gates(cell: str):
+    """An XLA-compiled (a, a_bias, b, b_bias, *state) -> new state tuple: the cell's gates on
+    xw = a + a_bias and hw = b (+ b_bias, the GRU's recurrent bias, else None), as
+    `cells.gates_step` computes them, the sigmoid written with tanh. XLA fuses the step into
+    one or two loops over memory where TensorFlow's own ops make one pass per operation
+    ([1,024, 1,024] LSTM step: 2.07 ms, compiled 1.49 ms, with the tanh sigmoid 1.13 ms). It
+    compiles once per row count: `BatchScorer` keeps the row counts to a few."""
+    if cell not in _COMPILED:
+        def fn(a, a_bias, b, b_bias, *state):
+            xw, hw = tf.cast(a, b.dtype) + a_bias, b   # a: maybe xw in the compute dtype
+            if cell == "gru":
+                return cells.gru_gates(xw, hw + b_bias, state, cells.tanh_sigmoid)[1]
+            if cell == "lstm":
+                return cells.lstm_gates(xw + hw, state, cells.tanh_sigmoid)[1]
+            return cells.rnn_gates(xw + hw, state)[1]
+        _COMPILED[cell] = tf.function(fn, jit_compile=True)
+    return _COMPILED[cell]
+
+
+_COMPILED = {}
 
 
 def forward(cell: str, layers, xw, state, layered, compute=None):
@@ -54,26 +80,18 @@ def forward(cell: str, layers, xw, state, layered, compute=None):
                    lambda: _wavefront(cell, layers, xw, state, compute), layered)
 
 
-def _wavefront(cell, layers, xw, state, compute):
-    depth, per_layer = len(layers), cells.STATES_PER_LAYER[cell]
-    states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
-    steps = tf.shape(xw)[0]
-    dtype = states[0][0].dtype   # float32; xw may be in the compute dtype (see first_projection)
-
-    # The LSTM does each [B, K] x [K, 4H] product of a step as 4 products of [K, H], one per
-    # gate (the weights split once, here, outside the loop): they are independent, so they run
-    # on both cores at once, and oneDNN runs a narrow product of few rows faster ([64, 512] x
-    # [512, 2048]: ~1.6 ms, 4 x [512, 512]: ~1.1 ms). Evaluation 2 x 512 LSTM 12.9k -> 16.7k
-    # chars/s, 2 x 128 138k -> 171k. The GRU was slower that way (2 x 128 216k -> 192k), so
-    # it, like the basic RNN, keeps one product. Many rows at once (`score`'s batches, whose
-    # row count the graph may not know) fill both cores within one product, and the split
-    # then only costs: scoring 10,000 lines, 2 x 256 LSTM, 256 rows ~2,190 -> ~2,560 lines/s,
-    # 1,024 rows ~2,630 -> ~3,140 (one run, interleaved; noisy).
-    rows = xw.shape[1]
-    chunks = 4 if cell == "lstm" and rows is not None and rows < SPLIT_BELOW_ROWS else 1
+def _few_rows_step(cell, layers, compute, dtype):
+    """One diagonal's (xw_i, states, active) -> new states for a batch of few rows (sampling,
+    `evaluate`'s one stream, training's validation batches), which fill the two cores only if
+    independent products run side by side. The LSTM does each [B, K] x [K, 4H] product as 4
+    products of [K, H], one per gate (the weights split once, outside the loop): oneDNN runs a
+    narrow product of few rows faster ([64, 512] x [512, 2048]: ~1.6 ms, 4 x [512, 512]:
+    ~1.1 ms). Evaluation 2 x 512 LSTM 12.9k -> 16.7k chars/s, 2 x 128 138k -> 171k. The GRU
+    was slower that way (2 x 128 216k -> 192k): it, like the basic RNN, keeps one product."""
+    chunks = 4 if cell == "lstm" else 1
     parts = [{name: [cells.lowered(w, compute) for w in tf.split(layer[name], chunks, axis=-1)]
-              for name in (("W_input", "W_hidden") if l else ("W_hidden",))}  # layer 0: xw
-             for l, layer in enumerate(layers)]
+              for name in (("W_input", "W_hidden") if l else ("W_hidden",))}
+             for l, layer in enumerate(layers)]             # layer 0's input is xw
 
     def product(x, ws):                                                 # [B, K] -> [B, G*H]
         x_low = cells.lowered(x, compute)            # rounded once for all the products
@@ -81,23 +99,65 @@ def _wavefront(cell, layers, xw, state, compute):
             return cells.matmul(x_low, ws[0], compute, out=x.dtype)
         return tf.concat([cells.matmul(x_low, w, compute, out=x.dtype) for w in ws], axis=-1)
 
-    def advance(states, i, active):
-        """One diagonal: every layer l in `active` takes its step i - l. Reads only `states`
-        (the previous diagonal): layer l's input is layer l-1's output of one iteration ago."""
+    def step(xw_i, states, active):
         new = list(states)
         for l in active:
-            projected = (tf.cast(xw[i], dtype) if l == 0                   # [B, G*H]
+            projected = (tf.cast(xw_i, dtype) if l == 0                      # [B, G*H]
                          else product(states[l - 1][0], parts[l]["W_input"])
                          + cells.input_bias(layers[l], cell))
             hw = product(states[l][0], parts[l]["W_hidden"])
             new[l] = cells.gates_step(cell, layers[l], projected, hw, states[l])[1]
         return new
+    return step
 
+
+def _many_rows_step(cell, layers, compute, dtype):
+    """The same for a batch of many rows (`score`'s), where one product already fills both
+    cores: a product per layer and input (no split by gate), and the gate arithmetic of each
+    layer one XLA-compiled function (_compiled_gates). A 1,024-row step of the 2 x 256 LSTM
+    is then three [1,024, 256] x [256, 1,024] products, two at a time on the two cores, with
+    the gates between them: ~20 core-ms, 85% of them in the products (profile, 2-core Xeon).
+    Measured no faster in scoring: multiplying h_l once by [W_hidden_l | W_input_l+1] (a
+    wider product), and [h_l-1, h_l] x [W_input_l; W_hidden_l] (a deeper one, after a copy).
+    """
+    w_input = [cells.lowered(layer["W_input"], compute) for layer in layers]
+    w_hidden = [cells.lowered(layer["W_hidden"], compute) for layer in layers]
+    # As tensors: a Keras variable passed to a tf.function is traced as a resource.
+    biases = [(tf.convert_to_tensor(cells.input_bias(layer, cell)),            # [G*H] each
+               tf.convert_to_tensor(layer["b_hidden"]) if cell == "gru" else None)
+              for layer in layers]
+    gates = _compiled_gates(cell)
+    # Layer 0's xw has its bias in. A zero bias of the same shape as the others' keeps to one
+    # trace of `gates`, and one XLA compile per row count instead of two (~0.2 s each).
+    no_bias = tf.zeros_like(biases[0][0])
+
+    def step(xw_i, states, active):
+        new = list(states)
+        for l in active:
+            a, a_bias = ((xw_i, no_bias) if l == 0                  # its bias is in
+                         else (cells.matmul(states[l - 1][0], w_input[l], compute), biases[l][0]))
+            hw = cells.matmul(states[l][0], w_hidden[l], compute)
+            new[l] = tuple(gates(a, a_bias, hw, biases[l][1], *states[l]))
+        return new
+    return step
+
+
+def _wavefront(cell, layers, xw, state, compute):
+    depth, per_layer = len(layers), cells.STATES_PER_LAYER[cell]
+    states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
+    steps = tf.shape(xw)[0]
+    dtype = states[0][0].dtype   # float32; xw may be in the compute dtype (see first_projection)
+    rows = xw.shape[1]
+    make_step = _few_rows_step if rows is not None and rows < MANY_ROWS else _many_rows_step
+    step = make_step(cell, layers, compute, dtype)
+
+    # One diagonal: every layer l in `active` takes its step i - l. Reads only `states` (the
+    # previous diagonal): layer l's input is layer l-1's output of one iteration ago.
     for i in range(depth - 1):                      # the first diagonals: layers 0..i
-        states = advance(states, i, range(i + 1))
+        states = step(xw[i], states, range(i + 1))
 
     def body(i, outputs, states):
-        states = advance(states, i, range(depth))
+        states = step(xw[i], list(states), range(depth))
         return i + 1, outputs.write(i - (depth - 1), states[-1][0]), tuple(states)
 
     _, outputs, states = tf.while_loop(
@@ -105,6 +165,6 @@ def _wavefront(cell, layers, xw, state, compute):
         (tf.constant(depth - 1), tf.TensorArray(dtype, size=steps), tuple(states)))
     states = list(states)
     for k in range(1, depth):                       # the last diagonals: layers k..L-1
-        states = advance(states, None, range(k, depth))
+        states = step(None, states, range(k, depth))
         outputs = outputs.write(steps - depth + k, states[-1][0])
     return outputs.stack(), [s for layer_state in states for s in layer_state]  # [T, B, H]
