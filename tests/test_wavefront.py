@@ -76,3 +76,23 @@ def test_training_and_keras_fallback_layers_do_not_use_the_wavefront(wavefront_c
         layer.use_bptt_kernel = True
     model(ids, model.initial_state(2), training=False)
     assert len(wavefront_calls) == 1
+
+
+@pytest.mark.parametrize("backend", ["keras", "manual"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_many_rows_step_in_bfloat16_equals_layer_by_layer(backend, cell, monkeypatch):
+    # `score` runs in the precision the run was trained in: the many-rows step's products
+    # take operands rounded to bfloat16 like the layered pass's, and its compiled gates get
+    # the first layer's projected input in bfloat16.
+    monkeypatch.setattr(wavefront, "MANY_ROWS", 0)
+    model = build_model(ModelConfig(backend=backend, model=cell, num_layers=2, hidden_size=16,
+                                    embedding_size=4, precision="mixed_bfloat16"), vocab_size=9)
+    rng = np.random.default_rng(5)
+    state = [tf.constant(rng.normal(0, 0.5, (4, 16)), tf.float32) for _ in model.state_shapes]
+    ids = tf.constant(rng.integers(0, 9, (4, 6)), tf.int32)
+    outputs = model(ids, state, training=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(wavefront, "forward", lambda *args: args[4]())  # the layered pass
+        expected = model(ids, state, training=False)
+    for a, b in zip([outputs[0], *outputs[1]], [expected[0], *expected[1]], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
