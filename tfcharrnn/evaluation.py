@@ -110,12 +110,17 @@ class BatchScorer:
         log_probs = tf.nn.log_softmax(tf.cast(logits[:, 0], tf.float32))       # [R, V]
         return -tf.gather_nd(log_probs, pairs), state
 
+    def _rounded(self, rows, most: int):
+        """Rows (an int or an int array, each <= most) rounded up to a multiple of ROW_STEP,
+        or to `most`."""
+        return np.minimum(-(-rows // self.ROW_STEP) * self.ROW_STEP, most)
+
     def segments(self, counts: np.ndarray):
         """(rows, start, end) calls for a batch whose rows predict `counts` positions each
         (descending): the first `rows` rows, columns start:end."""
         width = int(counts[0]) if len(counts) else 0
         going = (counts[:, None] > np.arange(width)[None, :]).sum(axis=0)   # [width]
-        rounded = np.minimum(-(-going // self.ROW_STEP) * self.ROW_STEP, len(counts))
+        rounded = self._rounded(going, len(counts))
         start = 0
         while start < width:
             rows = int(rounded[start])
@@ -134,8 +139,7 @@ class BatchScorer:
         totals = np.zeros(len(sequences))
         state = self.model.initial_state(1)          # the root: one zero state
         node_of = np.zeros(len(sequences), np.int32)  # each sequence's node in the last column
-        most = self.batch_size if self.model.vocab_size * self.batch_size <= self.MAX_LOGITS \
-            else max(1, self.MAX_LOGITS // self.model.vocab_size)
+        most = max(1, min(self.batch_size, self.MAX_LOGITS // self.model.vocab_size))  # rows
         for t in range(columns):
             going = [i for i, s in enumerate(sequences) if len(s) - 1 > t]
             if not going:
@@ -151,13 +155,12 @@ class BatchScorer:
             new_state, losses = [[] for _ in state], np.zeros(len(going))
             for first in range(0, len(nodes), most):
                 last = min(first + most, len(nodes))
-                size = min(-(-(last - first) // self.ROW_STEP) * self.ROW_STEP, most)
-                chunk = [tf.pad(s[first:last], [[0, size - (last - first)], [0, 0]])
-                         for s in state]
+                pad = int(self._rounded(last - first, most)) - (last - first)   # padding rows
+                chunk = [tf.pad(s[first:last], [[0, pad], [0, 0]]) for s in state]
                 inside = (row >= first) & (row < last)
                 pairs = np.stack([row[inside] - first, target[inside]], axis=1)
-                part, chunk = self._tree_eval(
-                    np.pad(x[first:last], [0, size - (last - first)])[:, None], chunk, pairs)
+                part, chunk = self._tree_eval(np.pad(x[first:last], [0, pad])[:, None], chunk,
+                                              pairs)
                 losses[inside] = part.numpy()
                 for kept, s in zip(new_state, chunk):
                     kept.append(s[:last - first])
