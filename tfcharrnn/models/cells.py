@@ -99,12 +99,14 @@ def drop_connect(w, rate: float, seed):
 
 # ---- cells: (params, projected input [B, G*H], state tuple) -> (output [B, H], state tuple) ----
 
-def gates_step(cell: str, params, xw, hw, state):
+def gates_step(cell: str, params, xw, hw, state, sigmoid=tf.sigmoid):
     """One time step from the projected input xw [B, G*H] (see `input_projection`) and the
     recurrent product hw = h W_hidden [B, G*H] (no bias)."""
     if cell == "gru":
-        return gru_gates(xw, hw + params["b_hidden"], state)
-    return (lstm_gates if cell == "lstm" else rnn_gates)(xw + hw, state)
+        return gru_gates(xw, hw + params["b_hidden"], state, sigmoid)
+    if cell == "lstm":
+        return lstm_gates(xw + hw, state, sigmoid)
+    return rnn_gates(xw + hw, state)
 
 
 def cell_step(cell: str, params, xw, state, compute=None):

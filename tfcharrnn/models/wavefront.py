@@ -47,12 +47,9 @@ def _compiled_gates(cell: str):
     compiles once per row count: `BatchScorer` keeps the row counts to a few."""
     if cell not in _COMPILED:
         def fn(a, a_bias, b, b_bias, *state):
-            xw, hw = tf.cast(a, b.dtype) + a_bias, b   # a: maybe xw in the compute dtype
-            if cell == "gru":
-                return cells.gru_gates(xw, hw + b_bias, state, cells.tanh_sigmoid)[1]
-            if cell == "lstm":
-                return cells.lstm_gates(xw + hw, state, cells.tanh_sigmoid)[1]
-            return cells.rnn_gates(xw + hw, state)[1]
+            xw = tf.cast(a, b.dtype) + a_bias          # a: maybe xw in the compute dtype
+            return cells.gates_step(cell, {"b_hidden": b_bias}, xw, b, state,
+                                    cells.tanh_sigmoid)[1]
         _COMPILED[cell] = tf.function(fn, jit_compile=True)
     return _COMPILED[cell]
 
