@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from conftest import run_command
 from tfcharrnn.decoding.beam_search import BeamSearch
-from tfcharrnn.decoding.sampling import Sampler, StopAt, choose_next, nucleus
+from tfcharrnn.decoding.sampling import Sampler, Settings, StopAt, choose_next, nucleus
+from test_sampling import uniform
 
 V = 5
 
@@ -27,8 +28,8 @@ def test_nucleus_keeps_the_smallest_set_reaching_p():
 def test_top_p_draws_within_the_nucleus_in_proportion():
     probs = np.array([0.05, 0.5, 0.1, 0.3, 0.05])
     logits = tf.constant(np.tile(np.log(probs), [20000, 1]), tf.float32)
-    drawn = choose_next(logits, "top_p", 1.0, 0, tf.constant([3, 4], tf.int64),
-                        top_p=0.75).numpy()
+    drawn = choose_next(logits, Settings.of("top_p", top_p=0.75, rows=20000),
+                        uniform(20000, seed=3, size=V)).numpy()
     freq = np.bincount(drawn, minlength=V) / len(drawn)
     # Renormalized within {1, 3}: 0.625 and 0.375; the standard error is below 0.0035.
     np.testing.assert_allclose(freq, [0, 0.625, 0, 0.375, 0], atol=0.015)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import run_command
-from tfcharrnn import checkpoints, corpus, sample_lib
+from tfcharrnn import checkpoints, corpus
+from tfcharrnn.decoding.jobs import SentenceJob
+from tfcharrnn.decoding.streams import Decoder
 from tfcharrnn.errors import UsageError
 from tfcharrnn.models import inference
 from tfcharrnn.tokenization import WordTokenizer
@@ -93,9 +95,10 @@ def test_generated_sentences_end_and_never_contain_unknown_tokens(word_run):
     assert vocab.encode(open(word_run.data.data_path).read()).tolist().count(0) > 100
     sampler = inference.sampler(model, "sample", seed=3,
                                 banned_ids=[vocab.unknown_id, vocab.start_id])
-    ids = np.tile(vocab.start_ids()[None], [16, 1])
-    sentences, ended, short = sample_lib.generate_sentences(sampler, model, vocab, ids,
-                                                            min_length=2, max_length=30)
+    job = SentenceJob(vocab, "", 16, min_length=2, max_length=30,
+                      settings=sampler.settings(16), seed=3)
+    Decoder(sampler, model.initial_state).run(job)
+    sentences, ended, short = job.best, job.best_ended, job.short
     assert all(ended) and short == 0
     for words in sentences:
         assert len(words) >= 2

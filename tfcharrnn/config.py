@@ -290,6 +290,8 @@ class SampleConfig:
             _positive("top_k", self.top_k)
         if self.sampling == "top_p" and not 0 < self.top_p <= 1:
             raise UsageError(f"--top_p must be in (0, 1], got {self.top_p}; e.g. --top_p=0.9")
+        if not -2 ** 63 <= self.seed < 2 ** 63:
+            raise UsageError(f"--seed must fit in 64 bits (-2^63 to 2^63 - 1), got {self.seed}")
         if self.sampling == "beam":
             _positive("beam_width", self.beam_width)
             if self.num_samples > self.beam_width:
@@ -345,6 +347,31 @@ class ExportConfig:
         if not self.export_dir:
             raise UsageError("--export_dir is required: the directory to write the SavedModel "
                              "to, e.g. --export_dir=exported/lstm")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
+    checkpoint: str = "best"         # which weights: "best" or "latest"
+    host: str = "127.0.0.1"          # address to listen on (loopback: this machine only)
+    port: int = 8000                 # TCP port (0: any free port, printed at start)
+    max_length: int = 2000           # most tokens per sample, and in a prime
+    max_batch: int = 32              # rows (samples) generated together; more requests wait
+    max_texts: int = 1000            # texts in one score request
+    max_body_kb: int = 1024          # largest request body, in KiB
+    precision: str = ""              # of the matrix products ("" = the run's)
+
+    def __post_init__(self):
+        _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        _precision(self.precision)
+        for name in ("max_length", "max_batch", "max_texts", "max_body_kb"):
+            _positive(name, getattr(self, name))
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 0 and 65535, got {self.port}; e.g. "
+                             f"--port=8000 (0: any free port)")
+        if not self.host:
+            raise UsageError("--host must name an address to listen on, e.g. --host=127.0.0.1 "
+                             "(this machine only) or --host=0.0.0.0 (every interface)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,41 +11,90 @@ one-stream step (2 x 512 LSTM, one stream: ~3,600 tokens/s from per-token graph 
 
 Drawing is the Gumbel-max trick: argmax(logits / T + g) with g = -log(-log(u)), u ~ U(0, 1)
 per token, picks token k with probability softmax(logits / T)_k exactly, and unlike
-`tf.random.categorical` it compiles under XLA. Randomness is stateless: token t of a run is
-drawn with the seed fold_in(seed, t). The same seed therefore gives the same text whatever the
-chunk size.
+`tf.random.categorical` it compiles under XLA. The numbers u come from `noise.py`: each row
+(stream) has its own key, made from the seed and the row's index, and token t of a row is drawn
+with the numbers of (key, t). Every row also has its own settings (`Settings`: temperature,
+top-k, top-p, greedy), so rows of different requests run in one batch (`streams.py`), and a
+row's text depends on its seed and settings only: not on the chunk size, the batch size or
+the other rows.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
+from tfcharrnn.decoding import noise
 from tfcharrnn.errors import UsageError
 
+METHODS = ("argmax", "sample", "top_k", "top_p")
 
-def nucleus(logits, top_p: float):
+
+class Settings(NamedTuple):
+    """How each row draws its next token; each field has one entry per row [B]."""
+    temperature: np.ndarray  # float32: divides the logits (ignored by greedy rows)
+    top_k: np.ndarray        # int32: sample among the top_k most likely only (0 = all)
+    top_p: np.ndarray        # float32: sample within the nucleus of this mass (1 = all)
+    greedy: np.ndarray       # bool: take the most likely token (argmax)
+
+    @classmethod
+    def of(cls, method: str, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           rows: int = 1) -> "Settings":
+        """The settings of `rows` rows that draw by `method` (one of METHODS)."""
+        if method not in METHODS:
+            raise UsageError(f"unknown sampling method {method!r}; use one of "
+                             f"{', '.join(METHODS)}")
+        return cls(temperature=np.full([rows], temperature if method != "argmax" else 1.0,
+                                       np.float32),
+                   top_k=np.full([rows], top_k if method == "top_k" else 0, np.int32),
+                   top_p=np.full([rows], top_p if method == "top_p" else 1.0, np.float32),
+                   greedy=np.full([rows], method == "argmax", bool))
+
+    @classmethod
+    def concat(cls, parts) -> "Settings":
+        return cls(*(np.concatenate(field) for field in zip(*parts)))
+
+    def take(self, rows) -> "Settings":
+        return Settings(*(field[rows] for field in self))
+
+
+def nucleus(logits, top_p):
     """Keeps the nucleus of each row: the smallest set of most likely tokens whose probability
     adds up to at least top_p (Holtzman et al., 2020); the others get -inf. [B, V] -> [B, V].
 
+    top_p: a number, or one per row [B] (a row with top_p >= 1 keeps every token).
     The most likely token is always kept; tokens tied with the least likely kept one are kept
     too (a threshold on the logit, so no scatter back from sorted order)."""
     ranked = tf.sort(logits, axis=-1, direction="DESCENDING")               # [B, V]
+    return tf.where(logits < _nucleus_threshold(ranked, top_p),
+                    tf.constant(-np.inf, logits.dtype), logits)
+
+
+def _nucleus_threshold(ranked, top_p):
+    """ranked [B, V] (descending) -> the least logit of each row's nucleus [B, 1]."""
+    top_p = tf.reshape(tf.cast(top_p, ranked.dtype), [-1, 1])               # [B or 1, 1]
     before = tf.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)      # mass above each
-    keep = before < top_p
-    threshold = tf.reduce_min(tf.where(keep, ranked, tf.constant(np.inf, ranked.dtype)),
-                              axis=-1, keepdims=True)                       # [B, 1]
+    keep = (before < top_p) | (top_p >= 1.0)
+    return tf.reduce_min(tf.where(keep, ranked, tf.constant(np.inf, ranked.dtype)),
+                         axis=-1, keepdims=True)
+
+
+def _filtered(logits, top_k, top_p):
+    """Logits [B, V] with the tokens outside each row's top_k and nucleus set to -inf."""
+    ranked = tf.sort(logits, axis=-1, direction="DESCENDING")               # [B, V]
+    kth_best = tf.gather(ranked, tf.maximum(top_k - 1, 0)[:, None], batch_dims=1)   # [B, 1]
+    kth_best = tf.where(top_k[:, None] > 0, kth_best, tf.constant(-np.inf, logits.dtype))
+    threshold = tf.maximum(kth_best, _nucleus_threshold(ranked, top_p))
     return tf.where(logits < threshold, tf.constant(-np.inf, logits.dtype), logits)
 
 
-def choose_next(logits, method: str, temperature: float, top_k: int, seed, banned=None,
-                top_p: float = 1.0):
+def choose_next(logits, settings: Settings, uniform, banned=None):
     """Picks the next token of each row.
 
     Args:
       logits: [B, V] unnormalized log-probabilities.
-      method: "argmax", "sample" (from softmax(logits / temperature)), "top_k" (sample among
-        the top_k most likely only) or "top_p" (sample within the nucleus of mass top_p of
-        softmax(logits / temperature), see `nucleus`).
-      seed: int64 [2] stateless seed.
+      settings: the rows' `Settings` (tensors or arrays, [B] each).
+      uniform: float32 [B, V] numbers in (0, 1) (`noise.uniform`), used by non-greedy rows.
       banned: optional bool [V], tokens never to pick (their probability is set to zero
         before sampling, so nothing is redrawn).
     Returns:
@@ -54,18 +103,17 @@ def choose_next(logits, method: str, temperature: float, top_k: int, seed, banne
     logits = tf.cast(logits, tf.float32)  # temperature division in float32, whatever the model
     if banned is not None:
         logits = tf.where(banned, tf.constant(-np.inf, tf.float32), logits)
-    if method == "argmax":
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    logits = logits / temperature
-    if method == "top_k":
-        kth_best = tf.math.top_k(logits, k=top_k).values[:, -1:]           # [B, 1]
-        logits = tf.where(logits < kth_best, tf.constant(-np.inf, logits.dtype), logits)
-    elif method == "top_p":
-        logits = nucleus(logits, top_p)
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seed,
-                                          minval=np.finfo(np.float32).tiny, maxval=1.0)
+    greedy = tf.convert_to_tensor(settings.greedy, tf.bool)
+    top_k = tf.convert_to_tensor(settings.top_k, tf.int32)
+    top_p = tf.convert_to_tensor(settings.top_p, tf.float32)
+    temperature = tf.where(greedy, 1.0, tf.convert_to_tensor(settings.temperature, tf.float32))
+    scaled = logits / temperature[:, None]
+    # Sorting costs as much as a small model's step: only when some row filters.
+    scaled = tf.cond(tf.reduce_any((top_k > 0) | (top_p < 1.0)),
+                     lambda: _filtered(scaled, top_k, top_p), lambda: scaled)
     gumbel = -tf.math.log(-tf.math.log(uniform))                            # [B, V]
-    return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+    drawn = tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
+    return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
 
 
 class Sampler:
@@ -76,22 +124,28 @@ class Sampler:
       sampler = Sampler(step_fn, "sample", temperature=0.8, seed=1, weights_fn=weights_fn)
       for tokens in sampler.generate(prime_ids, state, length=500):   # each [B, <=chunk]
           ...
+    The method, temperature, top_k, top_p and seed given here are what `generate` uses; `draw`
+    takes each row's own (the server's batches, `streams.py`).
     """
 
     def __init__(self, step_fn, method: str = "sample", temperature: float = 1.0,
                  top_k: int = 0, seed: int = 0, chunk: int = 256, banned_ids=(),
                  weights_fn=tuple, top_p: float = 1.0):
-        if method not in ("argmax", "sample", "top_k", "top_p"):
-            raise UsageError(f"unknown sampling method {method!r}")
+        Settings.of(method)  # an unknown method is an error here, not at the first draw
         self._step_fn, self._weights_fn = step_fn, weights_fn
         self._method, self._temperature, self._top_k = method, temperature, top_k
         self._top_p = top_p
         self.seed = seed
         self._banned = list(banned_ids)
         self.chunk = chunk
-        # The prime's length varies from call to call: a plain graph, not an XLA compile each.
-        self._feed = tf.function(self._feed_impl)
-        self._sample = tf.function(self._sample_impl, jit_compile=True)
+        # The prime's length varies from call to call: a plain graph with relaxed shapes, not
+        # an XLA compile each.
+        self._feed = tf.function(self._feed_impl, reduce_retracing=True)
+        self._draw = tf.function(self._draw_impl, jit_compile=True)
+
+    def settings(self, rows: int) -> Settings:
+        """This sampler's own settings, for `rows` rows."""
+        return Settings.of(self._method, self._temperature, self._top_k, self._top_p, rows)
 
     def _feed_impl(self, ids, state, weights):
         """Runs ids [B, P] (P >= 1) through the model; returns logits after the last one."""
@@ -100,11 +154,13 @@ class Sampler:
             logits, state = self._step_fn(ids[:, t], state, weights)
         return logits, state
 
-    def _sample_impl(self, logits, state, weights, seed, start, n):
-        """Draws n <= chunk tokens; token i uses the seed fold_in(seed, start + i).
+    def _draw_impl(self, logits, state, weights, keys, counters, settings, n):
+        """Draws n <= chunk tokens per row; token i of row b uses the numbers of
+        (keys[b], counters[b] + i).
 
         Returns tokens [B, chunk] of which the first n are drawn (a fixed shape, so that XLA
-        compiles this once, not once per n), the logits after the last token, the state.
+        compiles this once per batch size, not once per n), the logits after the last token,
+        the state.
         """
         tokens = tf.TensorArray(tf.int32, size=self.chunk, element_shape=logits.shape[:1])
         banned = None
@@ -112,17 +168,38 @@ class Sampler:
             banned = tf.scatter_nd(tf.constant([[i] for i in self._banned]),
                                    tf.ones([len(self._banned)], tf.bool), tf.shape(logits)[-1:])
         for i in tf.range(n):
-            step_seed = tf.random.experimental.stateless_fold_in(seed, start + tf.cast(i, tf.int64))
-            token = choose_next(logits, self._method, self._temperature, self._top_k, step_seed,
-                                banned, self._top_p)
+            uniform = noise.uniform(keys, counters + tf.cast(i, counters.dtype),
+                                    logits.shape[-1])
+            token = choose_next(logits, settings, uniform, banned)
             tokens = tokens.write(i, token)
             logits, state = self._step_fn(token, state, weights)
         return tf.transpose(tokens.stack()), logits, state   # [B, chunk]
 
-    def prime(self, prime_ids, state):
+    def prime(self, prime_ids, state, weights=None):
         """Runs prime_ids [B, P] (P >= 1) through the model from `state`; returns the logits
         after the last one [B, V] and the state."""
-        return self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state, self._weights_fn())
+        weights = self._weights_fn() if weights is None else weights
+        return self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state, weights)
+
+    def weights(self):
+        """The model's weights as the compiled calls take them (fold once, pass to many)."""
+        return self._weights_fn()
+
+    def draw(self, logits, state, keys, counters, settings: Settings, n: int, weights=None):
+        """Draws n <= chunk tokens for each row, each by its own key and settings.
+
+        Args:
+          logits [B, V], state: after each row's last token; keys uint32 [B] (`noise.row_keys`);
+          counters int64 [B]: how many tokens each row has drawn so far.
+        Returns: tokens int32 NumPy [B, n], the logits and the state after them.
+        """
+        weights = self._weights_fn() if weights is None else weights
+        settings = Settings(*(tf.convert_to_tensor(f) for f in settings))
+        tokens, logits, state = self._draw(logits, state, weights,
+                                           tf.convert_to_tensor(keys, tf.uint32),
+                                           tf.convert_to_tensor(counters, tf.int64), settings,
+                                           tf.constant(n))
+        return tokens.numpy()[:, :n], logits, state
 
     def generate(self, prime_ids, state, length: int, seed: int = None):
         """Yields int32 NumPy arrays [B, k] of new tokens, `length` tokens in all.
@@ -137,16 +214,19 @@ class Sampler:
         yield from self.continue_from(logits, state, length, seed, weights)
 
     def continue_from(self, logits, state, length: int, seed: int = None, weights=None):
-        """Like `generate`, from the logits [B, V] and state a `prime` call returned."""
-        seed = tf.constant([self.seed if seed is None else seed, 0], tf.int64)
+        """Like `generate`, from the logits [B, V] and state a `prime` call returned: row b
+        draws with the key of row b of `seed` (`noise.row_keys`)."""
+        rows = int(logits.shape[0])
+        keys = noise.row_keys(self.seed if seed is None else seed, rows)
+        settings = self.settings(rows)
         weights = self._weights_fn() if weights is None else weights
         done = 0
         while done < length:
             n = min(self.chunk, length - done)
-            tokens, logits, state = self._sample(logits, state, weights, seed,
-                                                 tf.constant(done, tf.int64), tf.constant(n))
+            tokens, logits, state = self.draw(logits, state, keys, np.full([rows], done),
+                                              settings, n, weights)
             done += n
-            yield tokens.numpy()[:, :n]
+            yield tokens
 
 
 class StopAt:

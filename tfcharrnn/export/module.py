@@ -7,8 +7,9 @@ here once, so the SavedModel needs no Python code of this project to run.
 Signatures (strings are UTF-8):
   generate(prime: string [], length: int32 [], temperature: float32 [], seed: int64 [])
       -> text: string []. The prime then `length` drawn tokens. Tokens are drawn as `sample`
-      draws them (Gumbel-max, token t with the stateless seed fold_in([seed, 0], t)), so the
-      same seed gives the same text; temperature <= 0 takes the most likely token each time.
+      draws them (Gumbel-max with the numbers of `decoding/noise.py`, row 0 of the seed), so
+      the same seed gives the same text as `python -m tfcharrnn.sample --seed=S
+      --temperature=T`; temperature <= 0 takes the most likely token each time.
   score(texts: string [N]) -> log_prob_nats: float32 [N], tokens: int32 [N]. What
       `python -m tfcharrnn.score` prints for those lines.
   step(tokens: string [B], state: float32 [B, S]) -> log_probs: float32 [B, V],
@@ -29,7 +30,7 @@ UNKNOWN_TOKEN are never drawn).
 import numpy as np
 import tensorflow as tf
 
-from tfcharrnn.decoding import sampling
+from tfcharrnn.decoding import noise, sampling
 from tfcharrnn.models import inference
 
 
@@ -122,14 +123,15 @@ class ExportModule(tf.Module):
         ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: self.start_ids)
         logits, state = self._run(ids[None], self._zero_state(1))
         tokens = tf.TensorArray(tf.int32, size=length)
-        seed = tf.stack([seed, tf.constant(0, tf.int64)])
+        keys = noise.row_keys(seed, 1)                          # the one stream's key
+        greedy = tf.reshape(temperature <= 0, [1])
+        settings = sampling.Settings(
+            temperature=tf.where(greedy, 1.0, tf.reshape(temperature, [1])),
+            top_k=tf.zeros([1], tf.int32), top_p=tf.ones([1]), greedy=greedy)
         for i in tf.range(length):
-            step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
-            if temperature > 0:
-                token = sampling.choose_next(logits, "sample", temperature, 0, step_seed,
-                                             self.banned)
-            else:
-                token = sampling.choose_next(logits, "argmax", 1.0, 0, step_seed, self.banned)
+            uniform = noise.uniform(keys, tf.reshape(tf.cast(i, tf.int64), [1]),
+                                    self.vocab_size)
+            token = sampling.choose_next(logits, settings, uniform, self.banned)
             tokens = tokens.write(i, token[0])
             logits, state = self._step_fn(token, state, self.weights)
         text = tf.strings.reduce_join(tf.gather(self.display, tokens.stack()))
