@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -238,8 +239,24 @@ def checkpoint_path(run_dir: str, which: str = "best") -> str:
     return checkpoint_paths(run_dir, which)[0]
 
 
+class Restored(NamedTuple):
+    """A run rebuilt from its directory (`restore_run`)."""
+    config: RunConfig
+    vocab: object
+    model: object
+    path: str                # the checkpoint's path prefix
+    step: int                # the training step it was saved at
+    best_val_loss: float     # the lowest validation loss of the run when it was saved
+
+
 def restore_model(run_dir: str, which: str = "best", log=None, precision: str = ""):
-    """Rebuilds the model of a run from its own files. Returns (config, vocab, model).
+    """Rebuilds the model of a run from its own files. Returns (config, vocab, model); see
+    `restore_run`."""
+    return restore_run(run_dir, which, log, precision)[:3]
+
+
+def restore_run(run_dir: str, which: str = "best", log=None, precision: str = "") -> Restored:
+    """Rebuilds the model of a run from its own files, with what its checkpoint says of it.
 
     A damaged checkpoint (truncated or corrupted files) is skipped with one line on stderr
     (or to `log`) naming it, and the next one is used: best, then latest, newest first.
@@ -266,7 +283,8 @@ def restore_model(run_dir: str, which: str = "best", log=None, precision: str = 
         try:
             status = tf.train.Checkpoint(**parts).read(path)
             status.expect_partial().assert_existing_objects_matched()
-            return config, vocab, model
+            step, best = _progress(path)
+            return Restored(config, vocab, model, path, step, best)
         except DAMAGED as e:
             log(f"skipped the damaged checkpoint {path} ({_first_line(e)})")
         except (AssertionError, ValueError) as e:
@@ -274,3 +292,11 @@ def restore_model(run_dir: str, which: str = "best", log=None, precision: str = 
                            f"({_first_line(e)}); were they copied from another run?") from None
     raise RunError(f"every checkpoint in {run_dir} is damaged ({', '.join(paths)}); retrain, "
                    f"or restore the run directory from a copy")
+
+
+def _progress(path: str):
+    """(step, best validation loss) saved in a training checkpoint."""
+    step = tf.Variable(0, dtype=tf.int64)
+    best = tf.Variable(np.inf, dtype=tf.float64)
+    tf.train.Checkpoint(step=step, best_val_loss=best).read(path).expect_partial()
+    return int(step.numpy()), float(best.numpy())

@@ -18,7 +18,8 @@ def check_known(vocab, text: str, what: str):
     missing = vocab.missing(text)
     if missing:
         raise UsageError(f"{what} has {len(missing)} character(s) the model's vocabulary "
-                         f"lacks: {' '.join(repr(c) for c in missing[:20])}")
+                         f"lacks: {' '.join(repr(c) for c in missing[:20])}; remove or "
+                         f"replace them (the model cannot score what it has never seen)")
 
 
 def evaluate(config: EvalConfig, out=None) -> dict:

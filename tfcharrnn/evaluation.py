@@ -97,11 +97,17 @@ class BatchScorer:
             ids, ids, tf.TensorSpec([None, None], tf.float32), states])
         self._tree_eval = tf.function(self._tree_impl, input_signature=[
             tf.TensorSpec([None, 1], tf.int32), states, tf.TensorSpec([None, 2], tf.int32)])
+        self._token_eval = tf.function(self._token_impl, input_signature=[ids, ids, states])
 
     def _eval_impl(self, x, y, mask, state):
         """x, y int32 [B, T], mask float32 [B, T] -> per-row loss sums [B], new state."""
         logits, state = self.model(x, state, training=False)
         return tf.reduce_sum(steps.token_losses(logits, y) * mask, axis=1), state
+
+    def _token_impl(self, x, y, state):
+        """x, y int32 [B, T] -> the loss of every position [B, T], new state."""
+        logits, state = self.model(x, state, training=False)
+        return steps.token_losses(logits, y), state
 
     def _tree_impl(self, x, state, pairs):
         """x int32 [R, 1] (one token per prefix), pairs int32 [P, 2] (row, next token) ->
@@ -214,3 +220,33 @@ class BatchScorer:
                                          states_of(longer))
         return [_summary(float(totals[slot[copy_of[i]]]), max(len(s) - 1, 0))
                 for i, s in enumerate(sequences)]
+
+    def token_losses(self, sequences: list) -> list:
+        """The loss of every position of each sequence: float32 [len(s) - 1], position t the
+        negative log-probability of s[t + 1] after s[:t + 1] (what `score` sums). A plainer
+        pass than `score` (rows padded to their batch's longest, no prefix tree), for the
+        few texts a person reads a token at a time."""
+        sequences = [np.asarray(s, np.int32) for s in sequences]
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+        out = [np.zeros(max(len(s) - 1, 0), np.float32) for s in sequences]
+        for first in range(0, len(order), self.batch_size):
+            batch = order[first:first + self.batch_size]
+            width = len(sequences[batch[0]]) - 1
+            if width < 1:
+                continue
+            x = np.zeros([len(batch), width], np.int32)
+            y = np.zeros([len(batch), width], np.int32)
+            for r, i in enumerate(batch):
+                n = max(len(sequences[i]) - 1, 0)
+                x[r, :n], y[r, :n] = sequences[i][:-1], sequences[i][1:]
+            state = self.model.initial_state(len(batch))
+            columns = max(1, min(self.window,
+                                 self.MAX_LOGITS // (len(batch) * self.model.vocab_size)))
+            losses = np.zeros([len(batch), width], np.float32)
+            for start in range(0, width, columns):
+                part, state = self._token_eval(x[:, start:start + columns],
+                                               y[:, start:start + columns], state)
+                losses[:, start:start + columns] = part.numpy()
+            for r, i in enumerate(batch):
+                out[i] = losses[r, :len(out[i])]
+        return out

@@ -16,6 +16,7 @@ from tfcharrnn.config import ScoreConfig
 from tfcharrnn.errors import UsageError
 from tfcharrnn.evaluate_lib import check_known
 from tfcharrnn.evaluation import BatchScorer
+from tfcharrnn.vocab import SENTENCE_END
 
 
 def read_texts(config: ScoreConfig, vocab, stdin=None) -> list:
@@ -24,7 +25,18 @@ def read_texts(config: ScoreConfig, vocab, stdin=None) -> list:
         raw = corpus.read_text(config.input)
     else:
         raw = (stdin or sys.stdin).read()
-    if config.unit == "sentence":
+    texts = split(raw, config.unit, vocab)
+    if not texts:
+        raise UsageError("nothing to score: the input has no non-empty lines; pass --input=<a "
+                         "file> or text on standard input")
+    return texts
+
+
+def split(raw: str, unit: str, vocab) -> list:
+    """The texts of `raw` to score, stripped, blank ones dropped: its lines (unit "line"), or
+    its sentences as the run's Punkt model splits them ("sentence"; char level: an untrained
+    Punkt model)."""
+    if unit == "sentence":
         if vocab.level == "word":
             texts = vocab.tokenizer.sentences(raw)
         else:
@@ -32,11 +44,7 @@ def read_texts(config: ScoreConfig, vocab, stdin=None) -> list:
             texts = WordTokenizer().sentences(raw)
     else:
         texts = raw.splitlines()
-    texts = [t.strip() for t in texts if t.strip()]
-    if not texts:
-        raise UsageError("nothing to score: the input has no non-empty lines; pass --input=<a "
-                         "file> or text on standard input")
-    return texts
+    return [t.strip() for t in texts if t.strip()]
 
 
 def score(config: ScoreConfig, out=None, stdin=None) -> list:
@@ -44,22 +52,53 @@ def score(config: ScoreConfig, out=None, stdin=None) -> list:
     _, vocab, model = checkpoints.restore_model(config.checkpoint_dir, config.checkpoint,
                                                 precision=config.precision)
     texts = read_texts(config, vocab, stdin)
-    sequences = []
-    for text in texts:
-        if vocab.level == "word":
-            sequences.append(vocab.encode_sentences([vocab.tokenizer.words(text)]))
-        else:
-            check_known(vocab, text, f"the text {text[:40]!r}")
-            sequences.append(vocab.encode(text))
-    scores = BatchScorer(model, config.window, config.batch_size).score(sequences)
-    results = []
-    for text, r in zip(texts, scores):
-        results.append({"text": text, "log_prob_nats": -r["total_nats"], "tokens": r["tokens"],
-                        "loss_nats_per_token": r["loss_nats_per_token"] if r["tokens"] else None,
-                        "perplexity": r["perplexity"] if r["tokens"] else None})
+    results = score_texts(BatchScorer(model, config.window, config.batch_size), vocab, texts)
     if config.sort:
         results.sort(key=lambda r: -r["log_prob_nats"])
     for r in results:
         out.write(json.dumps(r, ensure_ascii=False) + "\n")
     out.flush()
     return results
+
+
+def encode(vocab, text: str):
+    """A text as the ids it is scored on: word level one sentence, SENTENCE_START w1 ... wn
+    SENTENCE_END; char level its characters (an unknown one is a UsageError naming it)."""
+    if vocab.level == "word":
+        return vocab.encode_sentences([vocab.tokenizer.words(text)])
+    check_known(vocab, text, f"the text {text[:40]!r}")
+    return vocab.encode(text)
+
+
+def score_texts(scorer: BatchScorer, vocab, texts: list, per_token: bool = False) -> list:
+    """One result per text: text, log_prob_nats, tokens, loss_nats_per_token, perplexity (the
+    last two None for a text with nothing to score); with `per_token`, also "per_token": each
+    token of the text as {"token", "loss_nats"}, the loss None for the character that is read,
+    not scored (char level), and "unknown": true for a word scored as UNKNOWN_TOKEN."""
+    sequences = [encode(vocab, text) for text in texts]
+    scores = scorer.score(sequences)
+    losses = scorer.token_losses(sequences) if per_token else [None] * len(texts)
+    results = []
+    for text, ids, r, loss in zip(texts, sequences, scores, losses):
+        result = {"text": text, "log_prob_nats": -r["total_nats"], "tokens": r["tokens"],
+                  "loss_nats_per_token": r["loss_nats_per_token"] if r["tokens"] else None,
+                  "perplexity": r["perplexity"] if r["tokens"] else None}
+        if per_token:
+            result["per_token"] = _per_token(vocab, text, ids, loss)
+        results.append(result)
+    return results
+
+
+def _per_token(vocab, text: str, ids, losses) -> list:
+    """The tokens of a text with the loss of each (losses [len(ids) - 1] predict ids[1:])."""
+    losses = [float(x) for x in losses]
+    if vocab.level == "char":
+        return [{"token": c, "loss_nats": loss} for c, loss in zip(text, [None] + losses)]
+    words = vocab.tokenizer.words(text)
+    tokens = []
+    for word, i, loss in zip(words + [SENTENCE_END], ids[1:], losses):
+        entry = {"token": word, "loss_nats": loss}
+        if i == vocab.unknown_id:
+            entry["unknown"] = True
+        tokens.append(entry)
+    return tokens
