@@ -101,12 +101,12 @@ def test_max_rows_makes_a_job_wait_for_room():
     first, second = char_job(rows=2, length=16, seed=1), char_job(rows=2, length=16, seed=2)
     d.add(first)
     d.add(second)
+    while not first.done:
+        d.step()
+        assert d.running_rows == (0 if first.done else 2)
+        assert d.waiting_jobs == 1 and d.peak_rows == 2   # no room beside the first job
     d.step()
-    assert d.running_rows == 2                   # the second job's 2 rows do not fit beside
-    d.step()
-    assert first.done and d.running_rows == 0
-    d.step()
-    assert d.running_rows == 2
+    assert d.running_rows == 2 and d.waiting_jobs == 0
     while d.busy:
         d.step()
     alone = char_job(rows=2, length=16, seed=2)

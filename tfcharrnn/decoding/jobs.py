@@ -57,7 +57,7 @@ class CharJob(Job):
         super().__init__()
         self.vocab, self.rows, self.length, self.settings = vocab, rows, length, settings
         self.prime_ids = prime_ids(vocab, prime, rows, prime_name)
-        self._keys = noise.row_keys(seed, rows).numpy()
+        self._keys = noise.row_keys_np(seed, rows)
         self._stops = [StopAt(stop) for _ in range(rows)]
         self._drawn = [0] * rows
         self.texts = [prime] * rows
@@ -97,7 +97,7 @@ class SentenceJob(Job):
         self.listener = listener or _no_listener
 
     def key(self, row, attempt):
-        return noise.row_keys(attempt_seed(self._seed, attempt), row + 1).numpy()[row]
+        return noise.row_keys_np(attempt_seed(self._seed, attempt), row + 1)[row]
 
     def _text(self, words) -> str:
         return self.vocab.tokenizer.detokenize(self.vocab.tokens[t] for t in words)

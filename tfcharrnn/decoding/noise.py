@@ -16,6 +16,7 @@ words with low bias); `combine(a, b) = mix(a ^ mix(b + 0x9e3779b9))`:
   u             = ((bits >> 9) + 0.5) / 2^23              in (0, 1), exact in float32
 """
 
+import numpy as np
 import tensorflow as tf
 
 _GOLDEN = 0x9E3779B9
@@ -55,3 +56,26 @@ def uniform(keys, counters, size: int):
     token_keys = combine(keys, tf.cast(counters, tf.uint32))                 # [B]
     bits = combine(token_keys[:, None], tf.cast(tf.range(size), tf.uint32)[None, :])   # [B, V]
     return (tf.cast(tf.bitwise.right_shift(bits, _u32(9)), tf.float32) + 0.5) * (2.0 ** -23)
+
+
+# ---- the same keys in NumPy, for callers outside a graph (no TensorFlow op per request) ----
+
+def _mix_np(x):
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def _combine_np(a, b):
+    return _mix_np(a ^ _mix_np(b + np.uint32(_GOLDEN)))
+
+
+def row_keys_np(seed: int, rows: int) -> np.ndarray:
+    """`row_keys` in NumPy: uint32 [rows]."""
+    seed = int(seed)
+    low = np.array([seed & 0xFFFFFFFF], np.uint32)
+    high = np.array([(seed >> 32) & 0xFFFFFFFF], np.uint32)
+    with np.errstate(over="ignore"):
+        return _combine_np(_combine_np(low, high), np.arange(rows, dtype=np.uint32))

@@ -125,7 +125,9 @@ class Sampler:
       for tokens in sampler.generate(prime_ids, state, length=500):   # each [B, <=chunk]
           ...
     The method, temperature, top_k, top_p and seed given here are what `generate` uses; `draw`
-    takes each row's own (the server's batches, `streams.py`).
+    takes each row's own (the server's batches, `streams.py`). A prime is fed inside the same
+    compiled loop as the draws (its tokens are "forced"), so a row can start while others are
+    half-way through theirs.
     """
 
     def __init__(self, step_fn, method: str = "sample", temperature: float = 1.0,
@@ -139,9 +141,13 @@ class Sampler:
         self._banned = list(banned_ids)
         self.chunk = chunk
         # The prime's length varies from call to call: a plain graph with relaxed shapes, not
-        # an XLA compile each.
+        # an XLA compile each (`prime`: the interactive prompt and beam search).
         self._feed = tf.function(self._feed_impl, reduce_retracing=True)
         self._draw = tf.function(self._draw_impl, jit_compile=True)
+        # One concrete function per batch shape: calling it skips tf.function's matching of
+        # the arguments to a trace, which took longer than a one-stream chunk's arithmetic.
+        self._compiled = {}
+        self._vocab_size = None
 
     def settings(self, rows: int) -> Settings:
         """This sampler's own settings, for `rows` rows."""
@@ -154,25 +160,38 @@ class Sampler:
             logits, state = self._step_fn(ids[:, t], state, weights)
         return logits, state
 
-    def _draw_impl(self, logits, state, weights, keys, counters, settings, n):
-        """Draws n <= chunk tokens per row; token i of row b uses the numbers of
-        (keys[b], counters[b] + i).
-
-        Returns tokens [B, chunk] of which the first n are drawn (a fixed shape, so that XLA
-        compiles this once per batch size, not once per n), the logits after the last token,
-        the state.
+    def _draw_impl(self, logits, state, weights, rows_int, rows_float, forced, n):
+        """Runs n <= chunk steps of every row; see `draw`. The rows' settings come packed
+        (one tensor per dtype: fewer arguments make a cheaper call):
+          rows_int int64 [B, 6]: key, counter, top_k, greedy, forced_n, reset;
+          rows_float float32 [B, 2]: temperature, top_p.
+        Returns tokens [B, chunk] of which the first n are set (a fixed shape: XLA compiles
+        this once per batch size), the logits, the state.
         """
+        keys = tf.cast(rows_int[:, 0], tf.uint32)
+        counters, forced_n = rows_int[:, 1], rows_int[:, 4]
+        start = rows_int[:, 5:6] > 0                              # [B, 1]: from a zero state
+        state = [tf.where(start, tf.zeros_like(s), s) for s in state]
+        settings = Settings(temperature=rows_float[:, 0], top_k=tf.cast(rows_int[:, 2], tf.int32),
+                            top_p=rows_float[:, 1], greedy=rows_int[:, 3] > 0)
         tokens = tf.TensorArray(tf.int32, size=self.chunk, element_shape=logits.shape[:1])
         banned = None
         if self._banned:
             banned = tf.scatter_nd(tf.constant([[i] for i in self._banned]),
                                    tf.ones([len(self._banned)], tf.bool), tf.shape(logits)[-1:])
-        for i in tf.range(n):
-            uniform = noise.uniform(keys, counters + tf.cast(i, counters.dtype),
-                                    logits.shape[-1])
-            token = choose_next(logits, settings, uniform, banned)
+        # A `while` on a tensor, not `for i in tf.range(n)`: AutoGraph gives the latter
+        # maximum_iterations=n, which XLA takes as a constant, compiling again for each n
+        # (~0.5 s each).
+        i = tf.constant(0)
+        while i < n:
+            step = tf.cast(i, tf.int64)
+            drawn_before = counters + tf.maximum(step - forced_n, 0)           # [B]
+            uniform = noise.uniform(keys, drawn_before, logits.shape[-1])
+            token = tf.where(step < forced_n, forced[:, i],
+                             choose_next(logits, settings, uniform, banned))
             tokens = tokens.write(i, token)
             logits, state = self._step_fn(token, state, weights)
+            i += 1
         return tf.transpose(tokens.stack()), logits, state   # [B, chunk]
 
     def prime(self, prime_ids, state, weights=None):
@@ -185,20 +204,47 @@ class Sampler:
         """The model's weights as the compiled calls take them (fold once, pass to many)."""
         return self._weights_fn()
 
-    def draw(self, logits, state, keys, counters, settings: Settings, n: int, weights=None):
-        """Draws n <= chunk tokens for each row, each by its own key and settings.
+    def vocab_size(self, state, weights) -> int:
+        """The width of the step's logits (one eager step of one row, the first time)."""
+        if self._vocab_size is None:
+            logits, _ = self._step_fn(tf.zeros([1], tf.int32), [s[:1] for s in state], weights)
+            self._vocab_size = int(logits.shape[-1])
+        return self._vocab_size
+
+    def draw(self, logits, state, keys, counters, settings: Settings, n: int, weights=None,
+             forced=None, forced_n=None, reset=None):
+        """Runs n <= chunk steps of every row. Row b first feeds the tokens
+        forced[b, :forced_n[b]] (given, e.g. its prime: nothing is drawn), then draws, each
+        token with the row's own settings; its j-th drawn token uses the numbers of
+        (keys[b], counters[b] + j).
 
         Args:
-          logits [B, V], state: after each row's last token; keys uint32 [B] (`noise.row_keys`);
-          counters int64 [B]: how many tokens each row has drawn so far.
-        Returns: tokens int32 NumPy [B, n], the logits and the state after them.
+          logits [B, V], state: after each row's last token (a row that starts with a forced
+            token ignores its logits); keys uint32 [B] (`noise.row_keys`); counters [B]: how
+            many tokens each row has drawn so far; settings: `Settings` (NumPy, [B] each);
+          forced int [B, <= chunk] and forced_n int [B] (default: none);
+          reset bool [B]: rows that start from a zero state (their `state` rows are ignored).
+        Returns: tokens int32 NumPy [B, n] (row b's drawn ones from forced_n[b] on), the
+        logits and the state after the last step.
         """
+        rows = int(logits.shape[0])
         weights = self._weights_fn() if weights is None else weights
-        settings = Settings(*(tf.convert_to_tensor(f) for f in settings))
-        tokens, logits, state = self._draw(logits, state, weights,
-                                           tf.convert_to_tensor(keys, tf.uint32),
-                                           tf.convert_to_tensor(counters, tf.int64), settings,
-                                           tf.constant(n))
+        forced_n = np.zeros(rows, np.int64) if forced_n is None else forced_n
+        reset = np.zeros(rows, np.int64) if reset is None else reset
+        padded = np.zeros([rows, self.chunk], np.int32)
+        if forced is not None:
+            padded[:, :np.shape(forced)[1]] = forced
+        rows_int = np.stack([np.asarray(keys, np.uint32).astype(np.int64),
+                             np.asarray(counters, np.int64), settings.top_k, settings.greedy,
+                             forced_n, reset], axis=1).astype(np.int64)
+        rows_float = np.stack([settings.temperature, settings.top_p], 1).astype(np.float32)
+        args = (logits, list(state), weights, tf.constant(rows_int), tf.constant(rows_float),
+                tf.constant(padded), tf.constant(n, tf.int32))
+        shapes = (rows,) + tuple(tuple(s.shape) for s in state)
+        compiled = self._compiled.get(shapes)
+        if compiled is None:
+            compiled = self._compiled[shapes] = self._draw.get_concrete_function(*args)
+        tokens, logits, state = compiled(*args)
         return tokens.numpy()[:, :n], logits, state
 
     def generate(self, prime_ids, state, length: int, seed: int = None):
@@ -207,17 +253,31 @@ class Sampler:
         Args:
           prime_ids: int32 [B, P] with P >= 1: the text to continue (its state warms up).
           state: the model state before the prime (usually zeros).
-          seed: overrides the sampler's seed for this call (no retracing).
+          seed: overrides the sampler's seed for this call (no retracing): row b draws with
+            the key of row b of the seed (`noise.row_keys`).
         """
+        prime_ids = np.asarray(prime_ids, np.int32)
+        rows = prime_ids.shape[0]
+        keys = noise.row_keys_np(self.seed if seed is None else seed, rows)
+        settings = self.settings(rows)
         weights = self._weights_fn()
-        logits, state = self._feed(tf.convert_to_tensor(prime_ids, tf.int32), state, weights)
-        yield from self.continue_from(logits, state, length, seed, weights)
+        logits = tf.zeros([rows, self.vocab_size(state, weights)])   # unused: a forced start
+        done = fed = 0
+        while done < length:
+            forced = prime_ids[:, fed:fed + self.chunk]
+            n = min(self.chunk, forced.shape[1] + length - done)
+            tokens, logits, state = self.draw(logits, state, keys, np.full([rows], done),
+                                              settings, n, weights, forced,
+                                              np.full([rows], forced.shape[1]))
+            fed += forced.shape[1]
+            if n > forced.shape[1]:
+                done += n - forced.shape[1]
+                yield tokens[:, forced.shape[1]:]
 
     def continue_from(self, logits, state, length: int, seed: int = None, weights=None):
-        """Like `generate`, from the logits [B, V] and state a `prime` call returned: row b
-        draws with the key of row b of `seed` (`noise.row_keys`)."""
+        """Like `generate`, from the logits [B, V] and state a `prime` call returned."""
         rows = int(logits.shape[0])
-        keys = noise.row_keys(self.seed if seed is None else seed, rows)
+        keys = noise.row_keys_np(self.seed if seed is None else seed, rows)
         settings = self.settings(rows)
         weights = self._weights_fn() if weights is None else weights
         done = 0

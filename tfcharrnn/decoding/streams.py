@@ -1,17 +1,17 @@
 """Continuous batching: the rows of many generation requests drawn in one batch.
 
 A request is a `Job` (`jobs.py`: characters, or sentences) with one row per sample. The
-`Decoder` keeps every running row in one batch and draws up to `sampler.chunk` tokens for all
-of them in each compiled call (`Sampler.draw`). A job joins between two calls: its prime runs
-through the model for its rows alone, exactly as `python -m tfcharrnn.sample` runs it, and its
-rows are appended to the batch; a row leaves when its job says it is finished (or the job is
-cancelled), and may come back for another attempt from the state after the prime (a sentence
-that came out too short). Each row draws with its own key, counter and settings
-(`sampling.py`, `noise.py`), so what a row draws does not depend on when it joined or what
-else runs. `sample` runs its one job through a Decoder too, so a server's answer and the
-command's are made by the same code.
+`Decoder` keeps every running row in one batch and runs up to `sampler.chunk` steps of all of
+them in each compiled call (`Sampler.draw`). A job joins between two calls, from a zero state:
+its prime is fed inside the same calls, as tokens the row is given rather than draws (so a long
+prime does not hold the other rows up), and then it draws. A row leaves when its job says it
+is finished (or the job is cancelled), and may come back for another attempt (a sentence that
+came out too short), from the start of its prime. Each row draws with its own key, counter and
+settings (`sampling.py`, `noise.py`), so what a row draws does not depend on when it joined or
+what else runs. `python -m tfcharrnn.sample` runs its one job through a Decoder too, so the
+server's answer and the command's are made by the same code.
 
-The batch is padded to a few sizes (`bucket`), so XLA compiles the draw a handful of times
+The batch is padded to a few sizes (`bucket`), so XLA compiles the call a handful of times
 however the number of rows moves.
 """
 
@@ -43,7 +43,6 @@ class Job:
     def __init__(self):
         self.cancelled = False       # set by anyone; the Decoder drops the rows at its next step
         self.finished_rows = 0
-        self.primed = None           # (logits, state) after the prime, set by the Decoder
         self._reported = False       # on_done has been called
 
     def key(self, row: int, attempt: int) -> int:
@@ -67,15 +66,22 @@ class Job:
 
 
 class _Row:
-    __slots__ = ("job", "index", "attempt", "drawn")
+    __slots__ = ("job", "index", "attempt", "drawn", "pending")
 
     def __init__(self, job, index, attempt=0):
         self.job, self.index, self.attempt, self.drawn = job, index, attempt, 0
+        self.pending = job.prime_ids[index]      # prime tokens still to feed
 
 
 class Decoder:
     """Runs jobs' rows together. `add` queues a job; each `step` admits queued jobs whose rows
-    fit under `max_rows` (0: no limit) and draws one chunk for every running row."""
+    fit under `max_rows` (0: no limit) and runs one chunk of every running row.
+
+    The batch is a set of slots, padded to a bucket size. A row that leaves frees its slot (a
+    free slot keeps computing, greedily, until it is reused); a row that joins takes a free
+    slot, whose state the next call sets to zeros. So rows come and go without any work outside
+    the compiled call, except when the batch grows past its bucket or falls to half of it.
+    """
 
     def __init__(self, sampler, initial_state, max_rows: int = 0):
         """initial_state: rows -> the model's zero state for that many rows."""
@@ -83,25 +89,37 @@ class Decoder:
         self.initial_state = initial_state
         self.max_rows = max_rows
         self.weights = sampler.weights()   # folded once: the weights do not change here
+        self.vocab_size = sampler.vocab_size(initial_state(1), self.weights)
         self._waiting = []
-        self._rows = []                     # _Row per running row, in batch order
-        self._logits = None                 # [R, V]
-        self._state = None                  # flat list of [R, H]
-        self._keys = np.zeros([0], np.uint32)
-        self._settings = None
-        self.peak_rows = 0                  # the most rows drawn together so far
+        self._slots = []                    # _Row or None per slot of the batch
+        self._logits = None                 # [slots, V]
+        self._state = None                  # flat list of [slots, H]
+        self._keys = np.zeros(0, np.uint32)
+        self._settings = Settings.of("argmax", rows=0)
+        self._reset = np.zeros(0, bool)     # slots taken since the last call: start from zeros
+        self.peak_rows = 0                  # the most rows run together so far
+        self.calls = 0                      # compiled calls made, and the rows they ran
+        self.row_calls = 0
+
+    @property
+    def _rows(self):
+        return [row for row in self._slots if row is not None]
 
     @property
     def busy(self) -> bool:
-        return bool(self._rows or self._waiting)
+        return bool(self._waiting) or any(row is not None for row in self._slots)
 
     @property
     def running_rows(self) -> int:
-        return len(self._rows)
+        return sum(row is not None for row in self._slots)
 
     @property
     def waiting_jobs(self) -> int:
         return len(self._waiting)
+
+    @property
+    def waiting_rows(self) -> int:
+        return sum(job.rows for job in list(self._waiting))
 
     def running_jobs(self) -> list:
         """The jobs with rows in the batch, each once."""
@@ -119,95 +137,128 @@ class Decoder:
             self.step()
 
     def step(self):
-        """Admits the queued jobs that fit, then draws one chunk for every running row."""
+        """Admits the queued jobs that fit, then runs one chunk of every running row."""
         self._drop_cancelled()
         self._admit()
-        if not self._rows:
+        live = [(slot, row) for slot, row in enumerate(self._slots) if row is not None]
+        if not live:
             return
-        rows = len(self._rows)
-        self.peak_rows = max(self.peak_rows, rows)
-        padded = bucket(rows)
-        n = min(self.sampler.chunk, max(row.job.length - row.drawn for row in self._rows))
-        counters = np.array([row.drawn for row in self._rows], np.int64)
-        tokens, logits, state = self.sampler.draw(
-            _pad(self._logits, padded), [_pad(s, padded) for s in self._state],
-            np.pad(self._keys, [0, padded - rows]), np.pad(counters, [0, padded - rows]),
-            _pad_settings(self._settings, padded), n, self.weights)
-        self._logits, self._state = logits[:rows], [s[:rows] for s in state]
-        kept, again, dropped = [], [], []
-        for r, row in enumerate(self._rows):
-            take = min(n, row.job.length - row.drawn)
-            row.drawn += take
+        chunk, slots = self.sampler.chunk, len(self._slots)
+        self.peak_rows = max(self.peak_rows, len(live))
+        self.calls += 1
+        self.row_calls += len(live)
+        forced_n = np.zeros(slots, np.int64)
+        forced = np.zeros([slots, chunk], np.int32)
+        counters = np.zeros(slots, np.int64)
+        n = 1
+        for slot, row in live:
+            f = min(len(row.pending), chunk)
+            forced_n[slot], forced[slot, :f], counters[slot] = f, row.pending[:f], row.drawn
+            n = max(n, min(chunk, f + row.job.length - row.drawn))
+        tokens, self._logits, self._state = self.sampler.draw(
+            self._logits, self._state, self._keys, counters, self._settings, n, self.weights,
+            forced, forced_n, reset=self._reset)
+        self._reset[:] = False
+        dropped = []
+        for slot, row in live:
+            f = int(forced_n[slot])
+            row.pending = row.pending[f:]
+            take = min(n - f, row.job.length - row.drawn)
+            row.drawn += max(take, 0)
             if row.job.cancelled:
                 dropped.append(row.job)
-            elif not row.job.take(row.index, tokens[r, :take]) and row.drawn < row.job.length:
-                kept.append(r)
+                self._free(slot)
+            elif take <= 0 or (not row.job.take(row.index, tokens[slot, f:f + take])
+                               and row.drawn < row.job.length):
+                continue
             elif row.job.again(row.index):
-                again.append(row)
+                self._place(slot, _Row(row.job, row.index, row.attempt + 1))
             else:
+                self._free(slot)
                 row.job.finished_rows += 1
                 if row.job.done:
                     _end(row.job)
-        self._keep(kept)
-        for row in again:
-            self._rejoin(row)
         for job in dropped:
             _end(job)
+        self._shrink()
 
-    # ---- bookkeeping ----
+    # ---- slots ----
+
+    def _place(self, slot: int, row: _Row):
+        self._slots[slot] = row
+        self._keys[slot] = row.job.key(row.index, row.attempt)
+        for mine, theirs in zip(self._settings, row.job.settings):
+            mine[slot] = theirs[row.index]
+        self._reset[slot] = True
+
+    def _free(self, slot: int):
+        self._slots[slot] = None
+        self._keys[slot] = 0
+        self._settings.greedy[slot] = True      # the cheapest draw until the slot is reused
 
     def _drop_cancelled(self):
         for job in [j for j in self._waiting if j.cancelled]:
             self._waiting.remove(job)
             _end(job)
-        cancelled = [row.job for row in self._rows if row.job.cancelled]
+        cancelled = [(slot, row.job) for slot, row in enumerate(self._slots)
+                     if row is not None and row.job.cancelled]
+        for slot, job in cancelled:
+            self._free(slot)
+        for _, job in cancelled:
+            _end(job)
         if cancelled:
-            self._keep([r for r, row in enumerate(self._rows) if not row.job.cancelled])
-            for job in cancelled:
-                _end(job)
+            self._shrink()
 
     def _admit(self):
+        new = []
         while self._waiting:
             job = self._waiting[0]
-            if self.max_rows and len(self._rows) + job.rows > self.max_rows:
+            if self.max_rows and self.running_rows + len(new) + job.rows > self.max_rows:
                 break
             self._waiting.pop(0)
-            job.primed = self.sampler.prime(job.prime_ids, self.initial_state(job.rows),
-                                            self.weights)
-            self._append([_Row(job, i) for i in range(job.rows)], *job.primed)
+            new.extend(_Row(job, i) for i in range(job.rows))
+        if not new:
+            return
+        free = [slot for slot, row in enumerate(self._slots) if row is None]
+        if len(free) < len(new):
+            self._resize(bucket(self.running_rows + len(new)))
+            free = [slot for slot, row in enumerate(self._slots) if row is None]
+        for slot, row in zip(free, new):
+            self._place(slot, row)
 
-    def _rejoin(self, row):
-        """Starts the row's next attempt from the state its job had after the prime."""
-        logits, state = row.job.primed
-        self._append([_Row(row.job, row.index, row.attempt + 1)],
-                     logits[row.index:row.index + 1], [s[row.index:row.index + 1] for s in state])
+    def _shrink(self):
+        """Compacts the batch to a smaller bucket once its rows fit in half of it."""
+        rows = self.running_rows
+        if rows == 0:
+            self._resize(0)
+        elif len(self._slots) > 1 and rows <= len(self._slots) // 2:
+            self._resize(bucket(rows))
 
-    def _append(self, rows, logits, state):
-        keys = np.array([row.job.key(row.index, row.attempt) for row in rows], np.uint32)
-        settings = Settings.concat([row.job.settings.take([row.index]) for row in rows])
-        if self._rows:
-            self._logits = tf.concat([self._logits, logits], 0)
-            self._state = [tf.concat([a, b], 0) for a, b in zip(self._state, state)]
-            self._keys = np.concatenate([self._keys, keys])
-            self._settings = Settings.concat([self._settings, settings])
+    def _resize(self, size: int):
+        """Rebuilds the batch with `size` slots: the running rows first, then free slots."""
+        live = [slot for slot, row in enumerate(self._slots) if row is not None]
+        extra = size - len(live)
+        rows = [self._slots[slot] for slot in live]
+        if size == 0:
+            self._slots, self._logits, self._state = [], None, None
+            self._keys, self._reset = np.zeros(0, np.uint32), np.zeros(0, bool)
+            self._settings = Settings.of("argmax", rows=0)
+            return
+        index = tf.constant(live, tf.int32)
+        zeros = self.initial_state(extra)
+        if self._logits is None:
+            self._logits, self._state = tf.zeros([extra, self.vocab_size]), zeros
         else:
-            self._logits, self._state, self._keys, self._settings = logits, state, keys, settings
-        self._rows.extend(rows)
-
-    def _keep(self, kept: list):
-        """Keeps the running rows at these batch positions, in order."""
-        if len(kept) == len(self._rows):
-            return
-        self._rows = [self._rows[r] for r in kept]
-        if not kept:
-            self._logits = self._state = self._settings = None
-            self._keys = np.zeros([0], np.uint32)
-            return
-        index = tf.constant(kept, tf.int32)
-        self._logits = tf.gather(self._logits, index)
-        self._state = [tf.gather(s, index) for s in self._state]
-        self._keys = self._keys[kept]
-        self._settings = self._settings.take(kept)
+            self._logits = tf.concat([tf.gather(self._logits, index),
+                                      tf.zeros([extra, self.vocab_size])], 0)
+            self._state = [tf.concat([tf.gather(s, index), z], 0)
+                           for s, z in zip(self._state, zeros)]
+        free = Settings.of("argmax", rows=extra)
+        self._settings = Settings(*(np.concatenate([field[live], pad])
+                                    for field, pad in zip(self._settings, free)))
+        self._keys = np.concatenate([self._keys[live], np.zeros(extra, np.uint32)])
+        self._reset = np.concatenate([self._reset[live], np.zeros(extra, bool)])
+        self._slots = rows + [None] * extra
 
 
 def _end(job: Job):
@@ -215,15 +266,3 @@ def _end(job: Job):
     if not job._reported:
         job._reported = True
         job.on_done()
-
-
-def _pad(x, rows: int):
-    extra = rows - int(x.shape[0])
-    return x if extra == 0 else tf.pad(x, [[0, extra], [0, 0]])
-
-
-def _pad_settings(settings: Settings, rows: int) -> Settings:
-    extra = rows - len(settings.greedy)
-    if extra == 0:
-        return settings
-    return Settings.concat([settings, Settings.of("argmax", rows=extra)])
