@@ -85,6 +85,13 @@ def test_char_export_generates_by_seed_and_scores_like_the_command(trained_run, 
     assert not got["importable"]
     assert got["a"] == got["b"] != got["c"]
     assert got["a"].startswith("First") and len(got["a"]) == len("First") + 60
+    # the same numbers as the sample command draws (its seed's row 0)
+    from tfcharrnn import sample_lib
+    from tfcharrnn.config import SampleConfig
+    import io
+    assert got["a"] == sample_lib.sample(SampleConfig(
+        checkpoint_dir=run_dir, prime="First", length=60, temperature=0.9, seed=3),
+        out=io.StringIO())[0]
     assert got["greedy"] == got["greedy2"]     # temperature 0: the seed does not matter
     expected = score_command(run_dir, texts, tmp_path)
     assert got["tokens"] == [r["tokens"] for r in expected]
