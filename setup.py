@@ -16,6 +16,9 @@ else:
         "tensorflow>=2.21; sys_platform != 'linux' or platform_machine != 'x86_64'",
     ]
 
+# python -m tfcharrnn.serve: an ASGI app (FastAPI on Starlette) under uvicorn.
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29"]
+
 setup(
     name="tfcharrnn",
     version="0.1.0",
@@ -25,7 +28,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfcharrnn", "tfcharrnn.*", "flags", "flags.*"]),
-    package_data={"tfcharrnn": ["data/*.txt"], "flags": ["presets/*.cfg"]},
+    package_data={"tfcharrnn": ["data/*.txt", "serve/static/*"], "flags": ["presets/*.cfg"]},
     include_package_data=True,
     install_requires=TENSORFLOW + [
         # <3.16: the train step relies on Keras' private optimizer hook
@@ -38,8 +41,10 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "matplotlib>=3.8"],
+        # the tests drive the server (and its page in Chromium through Selenium)
+        "test": ["pytest>=8", "matplotlib>=3.8"] + SERVE + ["httpx>=0.27", "selenium>=4.20"],
         "plot": ["matplotlib>=3.8"],   # python -m tfcharrnn.plot
+        "serve": SERVE,                # python -m tfcharrnn.serve
         "bench": ["torch==2.13.0"],
     },
 )

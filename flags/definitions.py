@@ -9,6 +9,7 @@ FLAGS = flags.FLAGS
 _D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
 _S, _E, _C = cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig
 _X, _P, _X2 = cfg.DistributeConfig, cfg.PlotConfig, cfg.ExportConfig
+_W = cfg.ServeConfig
 
 
 def define_data_flags(fv=FLAGS):
@@ -228,6 +229,33 @@ def define_export_flags(fv=FLAGS):
                          "old one is renamed, never deleted).", flag_values=fv)
 
 
+def define_serve_flags(fv=FLAGS):
+    flags.DEFINE_string("checkpoint_dir", _W.checkpoint_dir, "Run directory written by train.",
+                        flag_values=fv)
+    flags.DEFINE_enum("checkpoint", _W.checkpoint, cfg.CHECKPOINT_CHOICES,
+                      "Weights to serve: best or latest.", flag_values=fv)
+    flags.DEFINE_string("host", _W.host, "Address to listen on (the default, loopback, serves "
+                        "this machine only; 0.0.0.0 every interface).", flag_values=fv)
+    flags.DEFINE_integer("port", _W.port, "TCP port (0: any free port; the URL is printed).",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_length", _W.max_length,
+                         "Most tokens a request may generate per sample, or put in a prime.",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_batch", _W.max_batch,
+                         "Samples generated together in one lane, across requests (more wait "
+                         "their turn); also the most num_samples of one request.",
+                         flag_values=fv)
+    flags.DEFINE_integer("lanes", _W.lanes,
+                         "Batches drawn side by side, each by its own thread (0: one per CPU "
+                         "core).", flag_values=fv)
+    flags.DEFINE_integer("max_texts", _W.max_texts, "Most texts in one score request.",
+                         flag_values=fv)
+    flags.DEFINE_integer("max_body_kb", _W.max_body_kb, "Largest request body, in KiB.",
+                         flag_values=fv)
+    flags.DEFINE_enum("precision", _W.precision, ("",) + cfg.PRECISIONS,
+                      "Precision of the matrix products (default: the run's).", flag_values=fv)
+
+
 def define_plot_flags(fv=FLAGS):
     flags.DEFINE_string("logdir", _P.logdir,
                         "A run's TensorBoard logs, or a folder of runs (one curve per run).",
@@ -263,6 +291,10 @@ def score_config(fv=FLAGS) -> cfg.ScoreConfig:
 
 def export_config(fv=FLAGS) -> cfg.ExportConfig:
     return _X2(**_values(fv, _X2))
+
+
+def serve_config(fv=FLAGS) -> cfg.ServeConfig:
+    return _W(**_values(fv, _W))
 
 
 def plot_config(fv=FLAGS) -> cfg.PlotConfig:

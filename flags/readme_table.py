@@ -13,6 +13,7 @@ COMMANDS = [("train", definitions.define_train_flags),
             ("evaluate", definitions.define_eval_flags),
             ("score", definitions.define_score_flags),
             ("export", definitions.define_export_flags),
+            ("serve", definitions.define_serve_flags),
             ("plot", definitions.define_plot_flags)]
 
 

@@ -78,6 +78,17 @@ def write_comments_csv(path, rows=400, seed=0):
 
 
 @pytest.fixture(scope="session")
+def served_run(tmp_path_factory, corpus_path):
+    """A keras run for the server's tests (its own, so that they do not depend on the
+    parametrized trained_run)."""
+    from tfcharrnn import train_lib
+    tmp = tmp_path_factory.mktemp("served")
+    config = tiny_config(tmp, corpus_path, train__max_steps=30)
+    train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
+    return config
+
+
+@pytest.fixture(scope="session")
 def word_run(tmp_path_factory):
     """A word-level run on the comments CSV, with a vocabulary cap that leaves unknown words."""
     from tfcharrnn import train_lib

@@ -356,7 +356,8 @@ class ServeConfig:
     host: str = "127.0.0.1"          # address to listen on (loopback: this machine only)
     port: int = 8000                 # TCP port (0: any free port, printed at start)
     max_length: int = 2000           # most tokens per sample, and in a prime
-    max_batch: int = 32              # rows (samples) generated together; more requests wait
+    max_batch: int = 32              # samples generated together in a lane; more requests wait
+    lanes: int = 0                   # batches drawn side by side (0: one per CPU core)
     max_texts: int = 1000            # texts in one score request
     max_body_kb: int = 1024          # largest request body, in KiB
     precision: str = ""              # of the matrix products ("" = the run's)
@@ -366,6 +367,8 @@ class ServeConfig:
         _precision(self.precision)
         for name in ("max_length", "max_batch", "max_texts", "max_body_kb"):
             _positive(name, getattr(self, name))
+        if self.lanes < 0:
+            raise UsageError(f"--lanes must be 0 (one per CPU core) or more, got {self.lanes}")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"--port must be between 0 and 65535, got {self.port}; e.g. "
                              f"--port=8000 (0: any free port)")
