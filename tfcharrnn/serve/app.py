@@ -58,8 +58,14 @@ def create_app(engine, limits: ServeConfig, log=None) -> FastAPI:
                   description="Generate and score text with a trained tfcharrnn model.")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_kb * 1024)
     _add_error_handlers(app, engine.log if log is None else log)
+    _add_page_and_facts(app, engine, limits)
+    _add_generate(app, engine, limits)
+    _add_score(app, engine, limits)
+    return app
+
+
+def _add_page_and_facts(app: FastAPI, engine, limits: ServeConfig):
     facts = model_facts(engine, limits)
-    vocab = engine.vocab
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -83,13 +89,15 @@ def create_app(engine, limits: ServeConfig, log=None) -> FastAPI:
         its vocabulary, and this server's limits and defaults."""
         return facts
 
+
+def _add_generate(app: FastAPI, engine, limits: ServeConfig):
     mailboxes = {}
 
     def start(body: api.GenerateRequest, stream: bool) -> "Generation":
-        config = api.sample_config(body, vocab, limits)
+        config = api.sample_config(body, engine.vocab, limits)
         loop = asyncio.get_running_loop()
         mailbox = mailboxes.get(loop) or mailboxes.setdefault(loop, Mailbox(loop))
-        generation = Generation(mailbox, config, vocab, stream)
+        generation = Generation(mailbox, config, engine.vocab, stream)
         api.check_prime(config, generation.job, limits)
         engine.submit(generation.job)
         return generation
@@ -108,11 +116,13 @@ def create_app(engine, limits: ServeConfig, log=None) -> FastAPI:
         events, then `done` with the texts (or `error`)."""
         return _event_stream(start(body, stream=True))
 
+
+def _add_score(app: FastAPI, engine, limits: ServeConfig):
     @app.post("/v1/score")
     async def score(body: api.ScoreRequest):
         """Each text's log-probability in nats, token count, loss per token and perplexity,
         as `python -m tfcharrnn.score` prints them; with per_token, each token's loss."""
-        texts = _score_texts(body, vocab, limits)
+        texts = _score_texts(body, engine.vocab, limits)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         engine.submit(ScoreJob(texts, body.per_token,
@@ -125,8 +135,6 @@ def create_app(engine, limits: ServeConfig, log=None) -> FastAPI:
         if body.sort:
             results.sort(key=lambda r: -r["log_prob_nats"])
         return {"results": results}
-
-    return app
 
 
 def model_facts(engine, limits: ServeConfig) -> dict:
