@@ -173,8 +173,8 @@ def test_a_client_that_disconnects_stops_its_stream(server):
     with httpx.Client(base_url=server.url, timeout=60) as http:
         with http.stream("POST", "v1/generate/stream",
                          json={"length": MAX_LENGTH, "seed": 1}) as r:
-            first = next(r.iter_text())
-            assert first.startswith("event: chunk")
+            chunks = r.iter_text()           # kept: dropping it would close the connection
+            assert next(chunks).startswith("event: chunk")
             assert http.get("healthz").json()["running_samples"] == 1
     started = time.time()
     wait_for(lambda: httpx.get(server.url + "healthz").json()["running_samples"] == 0,
