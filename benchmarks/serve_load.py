@@ -6,7 +6,8 @@ Starts the server as a user would (its own process, a free loopback port) on RUN
 of the default model (`python -m tfcharrnn.train --model=lstm`, 2 x 256 LSTM) trained for one
 step into a temporary directory: the weights do not change the speed. Then, for each number of
 clients N, N clients each request 500 characters at a time over /v1/generate/stream (their own
-seed per request) for --seconds, one request after another, and prints per N: total generated
+seed per request) for --seconds, one request after another (--mode=bursts: all N at once,
+then the next N when the last has ended), and prints per N: total generated
 characters per second, the p50/p95 latency to the first chunk and to the end of a request, the
 ratio of the total rate to one client's. Not a test: nothing here passes or fails. The
 clients run in this process (asyncio over plain sockets, reading the stream as bytes).
@@ -68,6 +69,7 @@ async def client(host, port, results, deadline, length, seed):
 
 
 async def load(url, clients, seconds, length):
+    """Sustained: each client requests again as soon as its request ends, for `seconds`."""
     host, port = url.split("//")[1].strip("/").split(":")
     results = []
     await request(host, int(port), {"length": 50})                  # warm up
@@ -75,6 +77,23 @@ async def load(url, clients, seconds, length):
     deadline = started + seconds
     await asyncio.gather(*[client(host, int(port), results, deadline, length, seed)
                            for seed in range(clients)])
+    return results, time.perf_counter() - started
+
+
+async def bursts(url, clients, seconds, length):
+    """Bursts: all clients send one request at the same moment; the next burst starts when
+    the last of them has ended; for `seconds`. The rate counts the bursts' wall time."""
+    host, port = url.split("//")[1].strip("/").split(":")
+    results = []
+    await request(host, int(port), {"length": 50})                  # warm up
+    started = time.perf_counter()
+    seed = 0
+    while time.perf_counter() < started + seconds:
+        answers = await asyncio.gather(*[request(host, int(port), {"length": length,
+                                                                  "seed": seed + i})
+                                         for i in range(clients)])
+        seed += clients
+        results.extend((first, total, length if done else 0) for first, total, done in answers)
     return results, time.perf_counter() - started
 
 
@@ -90,6 +109,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--server_flag", action="append", default=[])
+    parser.add_argument("--mode", choices=("sustained", "bursts"), default="sustained",
+                        help="sustained: each client asks again as soon as it has its answer; "
+                             "bursts: all clients ask at once, then wait for the last answer")
     args = parser.parse_args()
     from browser import ServerProcess
     import httpx
@@ -102,14 +124,15 @@ def main():
             facts = httpx.get(server.url + "v1/model").json()
             print(f"# {cpu_name()}; {facts['cell']} {facts['layers']} x {facts['units']}, "
                   f"{facts['precision']}; {args.length} characters per request, "
-                  f"{args.seconds:.0f} s per row")
+                  f"{args.seconds:.0f} s per row, {args.mode}")
             print("| clients | requests | total chars/s | x one client | first chunk p50 / p95 "
                   "| whole request p50 / p95 | samples per chunk |")
             print("|---|---|---|---|---|---|---|")
             single = None
             for n in counts:
                 before = httpx.get(server.url + "healthz").json()
-                results, wall = asyncio.run(load(server.url, n, args.seconds, args.length))
+                run = load if args.mode == "sustained" else bursts
+                results, wall = asyncio.run(run(server.url, n, args.seconds, args.length))
                 after = httpx.get(server.url + "healthz").json()
                 calls = after["chunks_run"] - before["chunks_run"]
                 rows = (after["samples_per_chunk"] * after["chunks_run"]
