@@ -15,6 +15,8 @@ The batch is padded to a few sizes (`bucket`), so XLA compiles the call a handfu
 however the number of rows moves.
 """
 
+import abc
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,7 +30,7 @@ def bucket(rows: int) -> int:
     return -(-rows // 8) * 8
 
 
-class Job:
+class Job(abc.ABC):
     """One request's rows, as the Decoder sees them. Attributes a subclass sets:
       rows: the number of rows (samples);
       prime_ids: int32 [rows, P], P >= 1, the tokens each row starts from;
@@ -45,13 +47,13 @@ class Job:
         self.finished_rows = 0
         self._reported = False       # on_done has been called
 
+    @abc.abstractmethod
     def key(self, row: int, attempt: int) -> int:
         """The uint32 key row `row` draws with in attempt `attempt`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def take(self, row: int, tokens: np.ndarray) -> bool:
         """The row drew `tokens` (int32 [k], k >= 1); returns whether the row is finished."""
-        raise NotImplementedError
 
     def again(self, row: int) -> bool:
         """Asked once a row is finished: whether to draw it again (its next attempt)."""
