@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from conftest import run_command
 from tfcharrnn.decoding.beam_search import BeamSearch
-from tfcharrnn.decoding.sampling import Sampler, Settings, StopAt, choose_next, nucleus
+from tfcharrnn.decoding.sampling import Sampler, Settings, StopAt, choose_next, filtered
 from test_sampling import uniform
 
 V = 5
@@ -20,7 +20,7 @@ def test_nucleus_keeps_the_smallest_set_reaching_p():
     logits = tf.constant(np.log(probs)[None], tf.float32)
     for top_p, kept in [(0.01, {1}), (0.5, {1}), (0.7, {1, 3}), (0.8, {1, 3}),
                         (0.85, {1, 3, 2}), (0.95, {0, 1, 2, 3, 4}), (1.0, {0, 1, 2, 3, 4})]:
-        out = nucleus(logits, top_p).numpy()[0]
+        out = filtered(logits, tf.constant([0]), tf.constant([top_p], tf.float32)).numpy()[0]
         assert set(np.flatnonzero(np.isfinite(out))) == kept, top_p
         np.testing.assert_allclose(out[list(kept)], np.log(probs)[list(kept)], rtol=1e-6)
 

@@ -58,20 +58,12 @@ class Settings(NamedTuple):
         return Settings(*(field[rows] for field in self))
 
 
-def nucleus(logits, top_p):
-    """Keeps the nucleus of each row: the smallest set of most likely tokens whose probability
-    adds up to at least top_p (Holtzman et al., 2020); the others get -inf. [B, V] -> [B, V].
-
-    top_p: a number, or one per row [B] (a row with top_p >= 1 keeps every token).
-    The most likely token is always kept; tokens tied with the least likely kept one are kept
-    too (a threshold on the logit, so no scatter back from sorted order)."""
-    ranked = tf.sort(logits, axis=-1, direction="DESCENDING")               # [B, V]
-    return tf.where(logits < _nucleus_threshold(ranked, top_p),
-                    tf.constant(-np.inf, logits.dtype), logits)
-
-
 def _nucleus_threshold(ranked, top_p):
-    """ranked [B, V] (descending) -> the least logit of each row's nucleus [B, 1]."""
+    """ranked [B, V] (descending) -> the least logit of each row's nucleus [B, 1]: the
+    nucleus is the smallest set of most likely tokens whose probability adds up to at least
+    top_p (Holtzman et al., 2020). The most likely token is always kept; tokens tied with the
+    least likely kept one are kept too (a threshold on the logit, so no scatter back from
+    sorted order). top_p: a number, or one per row [B]; a row with top_p >= 1 keeps all."""
     top_p = tf.reshape(tf.cast(top_p, ranked.dtype), [-1, 1])               # [B or 1, 1]
     before = tf.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)      # mass above each
     keep = (before < top_p) | (top_p >= 1.0)
@@ -79,8 +71,9 @@ def _nucleus_threshold(ranked, top_p):
                          axis=-1, keepdims=True)
 
 
-def _filtered(logits, top_k, top_p):
-    """Logits [B, V] with the tokens outside each row's top_k and nucleus set to -inf."""
+def filtered(logits, top_k, top_p):
+    """Logits [B, V] with the tokens outside each row's top_k (int [B], 0 = all) and nucleus
+    (float [B], 1 = all) set to -inf."""
     ranked = tf.sort(logits, axis=-1, direction="DESCENDING")               # [B, V]
     kth_best = tf.gather(ranked, tf.maximum(top_k - 1, 0)[:, None], batch_dims=1)   # [B, 1]
     kth_best = tf.where(top_k[:, None] > 0, kth_best, tf.constant(-np.inf, logits.dtype))
@@ -110,7 +103,7 @@ def choose_next(logits, settings: Settings, uniform, banned=None):
     scaled = logits / temperature[:, None]
     # Sorting costs as much as a small model's step: only when some row filters.
     scaled = tf.cond(tf.reduce_any((top_k > 0) | (top_p < 1.0)),
-                     lambda: _filtered(scaled, top_k, top_p), lambda: scaled)
+                     lambda: filtered(scaled, top_k, top_p), lambda: scaled)
     gumbel = -tf.math.log(-tf.math.log(uniform))                            # [B, V]
     drawn = tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
     return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
@@ -256,37 +249,33 @@ class Sampler:
           seed: overrides the sampler's seed for this call (no retracing): row b draws with
             the key of row b of the seed (`noise.row_keys`).
         """
-        prime_ids = np.asarray(prime_ids, np.int32)
-        rows = prime_ids.shape[0]
-        keys = noise.row_keys_np(self.seed if seed is None else seed, rows)
-        settings = self.settings(rows)
         weights = self._weights_fn()
-        logits = tf.zeros([rows, self.vocab_size(state, weights)])   # unused: a forced start
-        done = fed = 0
-        while done < length:
-            forced = prime_ids[:, fed:fed + self.chunk]
-            n = min(self.chunk, forced.shape[1] + length - done)
-            tokens, logits, state = self.draw(logits, state, keys, np.full([rows], done),
-                                              settings, n, weights, forced,
-                                              np.full([rows], forced.shape[1]))
-            fed += forced.shape[1]
-            if n > forced.shape[1]:
-                done += n - forced.shape[1]
-                yield tokens[:, forced.shape[1]:]
+        prime_ids = np.asarray(prime_ids, np.int32)
+        logits = tf.zeros([prime_ids.shape[0], self.vocab_size(state, weights)])  # unused
+        yield from self._chunks(logits, state, prime_ids, length, seed, weights)
 
     def continue_from(self, logits, state, length: int, seed: int = None, weights=None):
         """Like `generate`, from the logits [B, V] and state a `prime` call returned."""
-        rows = int(logits.shape[0])
+        weights = self._weights_fn() if weights is None else weights
+        no_prime = np.zeros([int(logits.shape[0]), 0], np.int32)
+        yield from self._chunks(logits, state, no_prime, length, seed, weights)
+
+    def _chunks(self, logits, state, prime_ids, length, seed, weights):
+        """Feeds prime_ids [B, P] (P >= 0), then draws `length` tokens a chunk at a time."""
+        rows = prime_ids.shape[0]
         keys = noise.row_keys_np(self.seed if seed is None else seed, rows)
         settings = self.settings(rows)
-        weights = self._weights_fn() if weights is None else weights
-        done = 0
+        done = fed = 0
         while done < length:
-            n = min(self.chunk, length - done)
+            forced = prime_ids[:, fed:fed + self.chunk]
+            f = forced.shape[1]
+            n = min(self.chunk, f + length - done)
             tokens, logits, state = self.draw(logits, state, keys, np.full([rows], done),
-                                              settings, n, weights)
-            done += n
-            yield tokens
+                                              settings, n, weights, forced, np.full([rows], f))
+            fed += f
+            if n > f:
+                done += n - f
+                yield tokens[:, f:]
 
 
 class StopAt:
