@@ -145,11 +145,21 @@ def define_train_flags(fv=FLAGS):
                          "is renamed, never deleted.", flag_values=fv)
 
 
+def _define_run_flags(fv, defaults, weights_help: str):
+    """--checkpoint_dir and --checkpoint: the run a command restores, and which weights."""
+    flags.DEFINE_string("checkpoint_dir", defaults.checkpoint_dir,
+                        "Run directory written by train.", flag_values=fv)
+    flags.DEFINE_enum("checkpoint", defaults.checkpoint, cfg.CHECKPOINT_CHOICES, weights_help,
+                      flag_values=fv)
+
+
+def _define_precision_override(fv, defaults):
+    flags.DEFINE_enum("precision", defaults.precision, ("",) + cfg.PRECISIONS,
+                      "Precision of the matrix products (default: the run's).", flag_values=fv)
+
+
 def define_sample_flags(fv=FLAGS):
-    flags.DEFINE_string("checkpoint_dir", _S.checkpoint_dir, "Run directory written by train.",
-                        flag_values=fv)
-    flags.DEFINE_enum("checkpoint", _S.checkpoint, cfg.CHECKPOINT_CHOICES,
-                      "Weights to use: best (lowest validation loss) or latest.", flag_values=fv)
+    _define_run_flags(fv, _S, "Weights to use: best (lowest validation loss) or latest.")
     flags.DEFINE_string("prime", _S.prime, "Text to start from (warms up the state).",
                         flag_values=fv)
     flags.DEFINE_integer("length", _S.length, "Characters to generate per sample (char level).",
@@ -181,29 +191,21 @@ def define_sample_flags(fv=FLAGS):
                          "terminal and continue it, keeping the state until /reset.",
                          flag_values=fv)
     flags.DEFINE_integer("seed", _S.seed, "Random seed: same seed, same text.", flag_values=fv)
-    flags.DEFINE_enum("precision", _S.precision, ("",) + cfg.PRECISIONS,
-                      "Precision of the matrix products (default: the run's).", flag_values=fv)
+    _define_precision_override(fv, _S)
 
 
 def define_eval_flags(fv=FLAGS):
-    flags.DEFINE_string("checkpoint_dir", _E.checkpoint_dir, "Run directory written by train.",
-                        flag_values=fv)
-    flags.DEFINE_enum("checkpoint", _E.checkpoint, cfg.CHECKPOINT_CHOICES,
-                      "Weights to use: best or latest.", flag_values=fv)
+    _define_run_flags(fv, _E, "Weights to use: best or latest.")
     flags.DEFINE_string("data_path", _E.data_path, "Text file to evaluate on (required).",
                         flag_values=fv)
     flags.DEFINE_integer("window", _E.window,
                          "Tokens per forward call (the state carries across; speed only).",
                          flag_values=fv)
-    flags.DEFINE_enum("precision", _E.precision, ("",) + cfg.PRECISIONS,
-                      "Precision of the matrix products (default: the run's).", flag_values=fv)
+    _define_precision_override(fv, _E)
 
 
 def define_score_flags(fv=FLAGS):
-    flags.DEFINE_string("checkpoint_dir", _C.checkpoint_dir, "Run directory written by train.",
-                        flag_values=fv)
-    flags.DEFINE_enum("checkpoint", _C.checkpoint, cfg.CHECKPOINT_CHOICES,
-                      "Weights to use: best or latest.", flag_values=fv)
+    _define_run_flags(fv, _C, "Weights to use: best or latest.")
     flags.DEFINE_string("input", _C.input, "File of texts to score (default: standard input).",
                         flag_values=fv)
     flags.DEFINE_enum("unit", _C.unit, cfg.SCORE_UNITS,
@@ -214,15 +216,11 @@ def define_score_flags(fv=FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("batch_size", _C.batch_size,
                          "Texts scored at once (speed and memory only).", flag_values=fv)
-    flags.DEFINE_enum("precision", _C.precision, ("",) + cfg.PRECISIONS,
-                      "Precision of the matrix products (default: the run's).", flag_values=fv)
+    _define_precision_override(fv, _C)
 
 
 def define_export_flags(fv=FLAGS):
-    flags.DEFINE_string("checkpoint_dir", _X2.checkpoint_dir, "Run directory written by train.",
-                        flag_values=fv)
-    flags.DEFINE_enum("checkpoint", _X2.checkpoint, cfg.CHECKPOINT_CHOICES,
-                      "Weights to export: best or latest.", flag_values=fv)
+    _define_run_flags(fv, _X2, "Weights to export: best or latest.")
     flags.DEFINE_string("export_dir", _X2.export_dir,
                         "Directory to write the SavedModel to (required).", flag_values=fv)
     flags.DEFINE_boolean("overwrite", _X2.overwrite, "Replace a non-empty --export_dir (the "
@@ -230,10 +228,7 @@ def define_export_flags(fv=FLAGS):
 
 
 def define_serve_flags(fv=FLAGS):
-    flags.DEFINE_string("checkpoint_dir", _W.checkpoint_dir, "Run directory written by train.",
-                        flag_values=fv)
-    flags.DEFINE_enum("checkpoint", _W.checkpoint, cfg.CHECKPOINT_CHOICES,
-                      "Weights to serve: best or latest.", flag_values=fv)
+    _define_run_flags(fv, _W, "Weights to serve: best or latest.")
     flags.DEFINE_string("host", _W.host, "Address to listen on (the default, loopback, serves "
                         "this machine only; 0.0.0.0 every interface).", flag_values=fv)
     flags.DEFINE_integer("port", _W.port, "TCP port (0: any free port; the URL is printed).",
@@ -252,8 +247,7 @@ def define_serve_flags(fv=FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("max_body_kb", _W.max_body_kb, "Largest request body, in KiB.",
                          flag_values=fv)
-    flags.DEFINE_enum("precision", _W.precision, ("",) + cfg.PRECISIONS,
-                      "Precision of the matrix products (default: the run's).", flag_values=fv)
+    _define_precision_override(fv, _W)
 
 
 def define_plot_flags(fv=FLAGS):
