@@ -62,12 +62,14 @@ def score(config: ScoreConfig, out=None, stdin=None) -> list:
 
 
 def encode(vocab, text: str):
-    """A text as the ids it is scored on: word level one sentence, SENTENCE_START w1 ... wn
-    SENTENCE_END; char level its characters (an unknown one is a UsageError naming it)."""
+    """A text as the units a person reads and the ids it is scored on: word level one
+    sentence, its words + SENTENCE_END and SENTENCE_START w1 ... wn SENTENCE_END; char level
+    its characters (an unknown one is a UsageError naming it) and their ids."""
     if vocab.level == "word":
-        return vocab.encode_sentences([vocab.tokenizer.words(text)])
+        words = vocab.tokenizer.words(text)
+        return words + [SENTENCE_END], vocab.encode_sentences([words])
     check_known(vocab, text, f"the text {text[:40]!r}")
-    return vocab.encode(text)
+    return list(text), vocab.encode(text)
 
 
 def score_texts(scorer: BatchScorer, vocab, texts: list, per_token: bool = False) -> list:
@@ -75,28 +77,30 @@ def score_texts(scorer: BatchScorer, vocab, texts: list, per_token: bool = False
     last two None for a text with nothing to score); with `per_token`, also "per_token": each
     token of the text as {"token", "loss_nats"}, the loss None for the character that is read,
     not scored (char level), and "unknown": true for a word scored as UNKNOWN_TOKEN."""
-    sequences = [encode(vocab, text) for text in texts]
+    encoded = [encode(vocab, text) for text in texts]
+    sequences = [ids for _, ids in encoded]
     scores = scorer.score(sequences)
     losses = scorer.token_losses(sequences) if per_token else [None] * len(texts)
     results = []
-    for text, ids, r, loss in zip(texts, sequences, scores, losses):
+    for text, (shown, ids), r, loss in zip(texts, encoded, scores, losses):
         result = {"text": text, "log_prob_nats": -r["total_nats"], "tokens": r["tokens"],
                   "loss_nats_per_token": r["loss_nats_per_token"] if r["tokens"] else None,
                   "perplexity": r["perplexity"] if r["tokens"] else None}
         if per_token:
-            result["per_token"] = _per_token(vocab, text, ids, loss)
+            result["per_token"] = _per_token(vocab, shown, ids, loss)
         results.append(result)
     return results
 
 
-def _per_token(vocab, text: str, ids, losses) -> list:
-    """The tokens of a text with the loss of each (losses [len(ids) - 1] predict ids[1:])."""
+def _per_token(vocab, units: list, ids, losses) -> list:
+    """Each unit with the loss of predicting it (losses [len(ids) - 1] predict ids[1:]). Char
+    level: every character, the first read, not predicted (loss None); word level: the words
+    and SENTENCE_END (SENTENCE_START, ids[0], is read)."""
     losses = [float(x) for x in losses]
     if vocab.level == "char":
-        return [{"token": c, "loss_nats": loss} for c, loss in zip(text, [None] + losses)]
-    words = vocab.tokenizer.words(text)
+        return [{"token": c, "loss_nats": loss} for c, loss in zip(units, [None] + losses)]
     tokens = []
-    for word, i, loss in zip(words + [SENTENCE_END], ids[1:], losses):
+    for word, i, loss in zip(units, ids[1:], losses):
         entry = {"token": word, "loss_nats": loss}
         if i == vocab.unknown_id:
             entry["unknown"] = True

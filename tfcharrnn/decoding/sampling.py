@@ -224,9 +224,12 @@ class Sampler:
         weights = self._weights_fn() if weights is None else weights
         forced_n = np.zeros(rows, np.int64) if forced_n is None else forced_n
         reset = np.zeros(rows, np.int64) if reset is None else reset
-        padded = np.zeros([rows, self.chunk], np.int32)
-        if forced is not None:
-            padded[:, :np.shape(forced)[1]] = forced
+        if forced is not None and np.shape(forced)[1] == self.chunk:
+            padded = np.asarray(forced, np.int32)       # the Decoder's: already full width
+        else:                                           # the compiled call's fixed width
+            padded = np.zeros([rows, self.chunk], np.int32)
+            if forced is not None:
+                padded[:, :np.shape(forced)[1]] = forced
         rows_int = np.stack([np.asarray(keys, np.uint32).astype(np.int64),
                              np.asarray(counters, np.int64), settings.top_k, settings.greedy,
                              forced_n, reset], axis=1).astype(np.int64)
