@@ -103,7 +103,6 @@ function wireGenerate(backend, facts) {
     $("stop").disabled = false;
     setStatus("status", "generating…");
     const started = performance.now();
-    let received = 0;
     try {
       const result = await backend.generate(request, {
         signal: controller.signal,
@@ -112,8 +111,6 @@ function wireGenerate(backend, facts) {
           if (!box) return;
           if (chunk.text !== undefined) box.textContent = chunk.text;
           else box.textContent += chunk.delta;
-          received += 1;
-          box.dataset.chunks = String(Number(box.dataset.chunks || 0) + 1);
         },
       });
       result.texts.forEach((text, i) => { boxes[i].textContent = text; });
@@ -252,7 +249,6 @@ export async function start(backend) {
   const sampling = $("sampling");
   const showSampling = () => { document.body.dataset.sampling = sampling.value; };
   sampling.addEventListener("change", showSampling);
-  showSampling();
   let facts;
   try {
     facts = await backend.info();

@@ -14,10 +14,10 @@ async function failure(response) {
   return new Error(message);
 }
 
-async function postJSON(url, body, signal) {
+async function postJSON(url, body, signal, accept = "application/json") {
   return fetch(url, {
     method: "POST", signal,
-    headers: {"Content-Type": "application/json", "Accept": "application/json"},
+    headers: {"Content-Type": "application/json", "Accept": accept},
     body: JSON.stringify(body),
   });
 }
@@ -32,11 +32,8 @@ export function serverBackend(base = "") {
       return response.json();
     },
     async generate(request, {onChunk, signal} = {}) {
-      const response = await fetch(`${base}v1/generate/stream`, {
-        method: "POST", signal,
-        headers: {"Content-Type": "application/json", "Accept": "text/event-stream"},
-        body: JSON.stringify(request),
-      });
+      const response = await postJSON(`${base}v1/generate/stream`, request, signal,
+                                      "text/event-stream");
       if (!response.ok) throw await failure(response);
       for await (const {event, data} of readEvents(response)) {
         if (event === "chunk" && onChunk) onChunk(data);
