@@ -27,11 +27,19 @@ function showFacts(facts) {
       : `best validation loss ${facts.best_val_loss.toFixed(4)} nats per ${unit}` +
         ` (${(facts.best_val_loss / Math.LN2).toFixed(3)} bits)`,
   ];
+  if (facts.runs_in === "browser") parts.push("running in this browser");
+  if (facts.level === "word") parts.push(tokenization(facts));
   $("facts").textContent = parts.join(" · ");
   $("facts").title = `back-end ${facts.backend}, precision ${facts.precision}, ` +
-    `checkpoint ${facts.checkpoint}` + (facts.level === "word"
-      ? "; word level: text is tokenized by NLTK" + (facts.lowercase ? " and lowercased" : "")
-      : "");
+    `checkpoint ${facts.checkpoint}`;
+}
+
+// How this backend reads words: the server with NLTK; the browser (no NLTK) at spaces.
+function tokenization(facts) {
+  const lower = facts.lowercase ? ", lowercased" : "";
+  return facts.tokenization === "spaces"
+    ? `words are read between spaces: put spaces around punctuation, "my lord , i go ."${lower}`
+    : `words are tokenized by NLTK${lower}`;
 }
 
 function applyLimits(facts) {
@@ -48,7 +56,7 @@ function applyLimits(facts) {
   $("sampling").value = d.sampling;
   if (facts.level === "word") {
     $("prime").placeholder = "Type the beginning of a sentence, or leave it empty, and " +
-      "press Generate (words are tokenized by NLTK" + (facts.lowercase ? ", lowercased)" : ")");
+      "press Generate (" + tokenization(facts) + ")";
   }
 }
 
@@ -103,6 +111,8 @@ function wireGenerate(backend, facts) {
     $("stop").disabled = false;
     setStatus("status", "generating…");
     const started = performance.now();
+    let drawn = 0;                                  // characters received so far
+    const rate = () => Math.round(drawn / ((performance.now() - started) / 1000));
     try {
       const result = await backend.generate(request, {
         signal: controller.signal,
@@ -110,16 +120,22 @@ function wireGenerate(backend, facts) {
           const box = boxes[chunk.sample];
           if (!box) return;
           if (chunk.text !== undefined) box.textContent = chunk.text;
-          else box.textContent += chunk.delta;
+          else {
+            box.textContent += chunk.delta;
+            drawn += chunk.delta.length;
+            setStatus("status", `generating… ${rate().toLocaleString("en")} chars/s`);
+          }
         },
       });
       result.texts.forEach((text, i) => { boxes[i].textContent = text; });
       const seconds = (performance.now() - started) / 1000;
+      drawn = result.texts.reduce((n, t) => n + t.length - request.prime.length, 0);
       const what = facts.level === "word" ? plural(result.texts.length, "sentence")
-        : plural(result.texts.reduce((n, t) => n + t.length - request.prime.length, 0),
-                 "character");
+        : `${plural(drawn, "character")} in ${seconds.toFixed(2)} s, ` +
+          `${rate().toLocaleString("en")} chars/s`;
+      const took = facts.level === "word" ? ` in ${seconds.toFixed(2)} s` : "";
       const short = result.short ? `; ${result.short} stayed shorter than ${request.min_length} words` : "";
-      setStatus("status", `${what} in ${seconds.toFixed(2)} s (seed ${request.seed})${short}`);
+      setStatus("status", `${what}${took} (seed ${request.seed})${short}`);
       $("use-generated").disabled = false;
     } catch (error) {
       if (error.name === "AbortError") {
