@@ -28,7 +28,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfcharrnn", "tfcharrnn.*", "flags", "flags.*"]),
-    package_data={"tfcharrnn": ["data/*.txt", "serve/static/*"], "flags": ["presets/*.cfg"]},
+    package_data={"tfcharrnn": ["data/*.txt", "serve/static/*", "export/web/*.js",
+                                "export/web/*.json", "export/web/static/*.js"],
+                  "flags": ["presets/*.cfg"]},
     include_package_data=True,
     install_requires=TENSORFLOW + [
         # <3.16: the train step relies on Keras' private optimizer hook

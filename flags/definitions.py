@@ -222,9 +222,16 @@ def define_score_flags(fv=FLAGS):
 def define_export_flags(fv=FLAGS):
     _define_run_flags(fv, _X2, "Weights to export: best or latest.")
     flags.DEFINE_string("export_dir", _X2.export_dir,
-                        "Directory to write the SavedModel to (required).", flag_values=fv)
+                        "Directory to write the export to (required).", flag_values=fv)
     flags.DEFINE_boolean("overwrite", _X2.overwrite, "Replace a non-empty --export_dir (the "
                          "old one is renamed, never deleted).", flag_values=fv)
+    flags.DEFINE_enum("format", _X2.format, list(cfg.EXPORT_FORMATS),
+                      "saved_model: a TensorFlow SavedModel; web: a static folder (model.json, "
+                      "weight shards, the page and its JavaScript runtime) that runs the model "
+                      "in a browser.", flag_values=fv)
+    flags.DEFINE_enum("web_weights", _X2.web_weights, list(cfg.WEB_WEIGHT_DTYPES),
+                      "--format=web: the weight shards' number type (float16 halves the "
+                      "download; the runtime computes in float64 either way).", flag_values=fv)
 
 
 def define_serve_flags(fv=FLAGS):

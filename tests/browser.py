@@ -141,3 +141,26 @@ class ServerThread:
         self.thread.join(timeout=10)
         self.engine.stop()
         self.sock.close()
+
+
+class StaticServer:
+    """A folder served over HTTP on a free loopback port, in a thread of this process, as any
+    static web server would serve a web export (no tfcharrnn code answers)."""
+
+    def __init__(self, directory):
+        import functools
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Quiet, directory=str(directory))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()

@@ -335,17 +335,25 @@ class ScoreConfig:
         _precision(self.precision)
 
 
+EXPORT_FORMATS = ("saved_model", "web")
+WEB_WEIGHT_DTYPES = ("float32", "float16")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
     checkpoint: str = "best"         # which weights: "best" or "latest"
-    export_dir: str = ""             # where to write the SavedModel (required)
+    export_dir: str = ""             # where to write the export (required)
     overwrite: bool = False          # replace a non-empty export_dir (the old one is renamed)
+    format: str = "saved_model"      # "saved_model" (TensorFlow) or "web" (a static folder)
+    web_weights: str = "float32"     # --format=web: the shards' number type (float16 halves them)
 
     def __post_init__(self):
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        _choice("format", self.format, EXPORT_FORMATS)
+        _choice("web_weights", self.web_weights, WEB_WEIGHT_DTYPES)
         if not self.export_dir:
-            raise UsageError("--export_dir is required: the directory to write the SavedModel "
+            raise UsageError("--export_dir is required: the directory to write the export "
                              "to, e.g. --export_dir=exported/lstm")
 
 

@@ -1,4 +1,5 @@
-"""Restore a run and write it as a SavedModel (see module.py for the signatures)."""
+"""Restore a run and write it as a SavedModel (see module.py for the signatures) or as a
+static web folder (see web.py)."""
 
 import os
 import shutil
@@ -10,6 +11,7 @@ import tensorflow as tf
 from tfcharrnn import checkpoints
 from tfcharrnn.config import ExportConfig
 from tfcharrnn.errors import UsageError
+from tfcharrnn.export import web
 from tfcharrnn.export.module import ExportModule
 
 
@@ -35,21 +37,45 @@ def export(config: ExportConfig, out=None) -> dict:
     check_export_dir(config)
     # The export computes in float32 whatever precision the run trained in: it must run on
     # any CPU or server, and its one-token step is reading weights, not multiplying matrices.
-    run_config, vocab, model = checkpoints.restore_model(config.checkpoint_dir,
-                                                         config.checkpoint,
-                                                         precision="float32")
-    module = ExportModule(model, vocab)
+    run = checkpoints.restore_run(config.checkpoint_dir, config.checkpoint, precision="float32")
     target = os.path.abspath(config.export_dir)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
     # Written beside the target, then renamed into place: an interrupted export leaves no
-    # half-written SavedModel under the name a server would load.
+    # half-written folder under the name a server would load.
     partial = f"{target}.partial-{os.getpid()}"
     try:
-        tf.saved_model.save(module, partial, signatures=module.signatures())
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if config.format == "web":
+            os.makedirs(partial)
+            web.write(run, partial, config.web_weights)
+        else:
+            module = ExportModule(run.model, run.vocab)
+            tf.saved_model.save(module, partial, signatures=module.signatures())
+    except OSError as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not str(e.filename or "").startswith(os.path.dirname(target)):
+            raise               # not the export's own files: a bug, not the user's directory
+        raise UsageError(f"cannot write --export_dir {config.export_dir} ({e.strerror or e}); "
+                         f"pass a directory you can write to") from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    _move_into_place(partial, target, out)
+    size = directory_size(target)
+    model = run.config.model
+    what = (f"{config.checkpoint_dir} ({config.checkpoint} checkpoint, {model.num_layers}x"
+            f"{model.hidden_size} {model.model}, {run.vocab.level} level) to "
+            f"{config.export_dir}: {size / 1e6:.1f} MB")
+    if config.format == "web":
+        print(f"exported {what}, {config.web_weights} weights; serve the folder with any "
+              f"static web server, e.g. python -m http.server --directory "
+              f"{config.export_dir}, and open its index.html", file=out)
+    else:
+        print(f"exported {what}; signatures generate, score, step, vocabulary "
+              f"(saved_model_cli show --dir {config.export_dir} --all)", file=out)
+    return {"export_dir": target, "bytes": size}
+
+
+def _move_into_place(partial: str, target: str, out):
     if os.path.isdir(target) and os.listdir(target):
         moved = f"{target}.old-{time.strftime('%Y%m%d-%H%M%S')}"
         os.rename(target, moved)
@@ -57,10 +83,3 @@ def export(config: ExportConfig, out=None) -> dict:
     elif os.path.isdir(target):
         os.rmdir(target)
     os.rename(partial, target)
-    size = directory_size(target)
-    print(f"exported {config.checkpoint_dir} ({config.checkpoint} checkpoint, "
-          f"{run_config.model.num_layers}x{run_config.model.hidden_size} "
-          f"{run_config.model.model}, {vocab.level} level) to {config.export_dir}: "
-          f"{size / 1e6:.1f} MB; signatures generate, score, step, vocabulary "
-          f"(saved_model_cli show --dir {config.export_dir} --all)", file=out)
-    return {"export_dir": target, "bytes": size}
