@@ -232,19 +232,67 @@ export function settingsOf({sampling = "sample", temperature = 1, topK = 10, top
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 
-// out[j] += sum_i x[i] * W[i, j] for row-major W [I, J] (float32), x of length I.
-function addProduct(out, x, W, J) {
-  for (let i = 0; i < x.length; i++) {
-    const xi = x[i];
-    if (xi === 0) continue;
-    const row = i * J;
-    for (let j = 0; j < J; j++) out[j] += xi * W[row + j];
+// A weight matrix W [I, J] (row-major in the shards), kept transposed, T [J, I]: each output
+// is then a dot product over contiguous memory, summed in a register, instead of a load and
+// a store of out[j] for every multiply.
+function matrix(values, [I, J]) {
+  const T = new Float32Array(I * J);
+  for (let i = 0; i < I; i++) {
+    for (let j = 0; j < J; j++) T[j * I + i] = values[i * J + j];
+  }
+  return {I, J, T};
+}
+
+// out[j] += sum_i x[i] * W[i, j], x of length I. Four outputs at a time, each with two
+// partial sums: every x[i] loaded once for four rows, eight independent additions in flight
+// (V8 does not vectorize; in Node 20 on a Xeon, [512, 1,024]: 4.2 GFLOP/s, against 2.4 for
+// one output at a time and 1.6 for the row-major out[j] += x[i] W[i, j] loop).
+function addProduct(out, x, m) {
+  const {I, J, T} = m;
+  const I2 = I - (I & 1);
+  let j = 0;
+  for (; j + 4 <= J; j += 4) {
+    const r0 = j * I;
+    const r1 = r0 + I;
+    const r2 = r1 + I;
+    const r3 = r2 + I;
+    let a = 0, b = 0, c = 0, d = 0, a2 = 0, b2 = 0, c2 = 0, d2 = 0;
+    let i = 0;
+    for (; i < I2; i += 2) {
+      const x0 = x[i];
+      const x1 = x[i + 1];
+      a += x0 * T[r0 + i];
+      b += x0 * T[r1 + i];
+      c += x0 * T[r2 + i];
+      d += x0 * T[r3 + i];
+      a2 += x1 * T[r0 + i + 1];
+      b2 += x1 * T[r1 + i + 1];
+      c2 += x1 * T[r2 + i + 1];
+      d2 += x1 * T[r3 + i + 1];
+    }
+    if (i < I) {
+      const x0 = x[i];
+      a += x0 * T[r0 + i];
+      b += x0 * T[r1 + i];
+      c += x0 * T[r2 + i];
+      d += x0 * T[r3 + i];
+    }
+    out[j] += a + a2;
+    out[j + 1] += b + b2;
+    out[j + 2] += c + c2;
+    out[j + 3] += d + d2;
+  }
+  for (; j < J; j++) {
+    const row = j * I;
+    let s = 0;
+    for (let i = 0; i < I; i++) s += x[i] * T[row + i];
+    out[j] += s;
   }
 }
 
-function addRow(out, W, row, J) {
-  const at = row * J;
-  for (let j = 0; j < J; j++) out[j] += W[at + j];
+// out[j] += W[row, j] (a one-hot input).
+function addRow(out, m, row) {
+  for (let j = 0; j < m.J; j++) out[j] += m.T[j * m.I + row];
 }
 
 // ---- word-level text (README "In the browser") ----
@@ -335,13 +383,13 @@ export class Model {
     this.embeddingSize = weights.embedding ? weights.embedding.shape[1] : 0;
     this.params = [];
     for (let l = 0; l < t.layers; l++) {
-      const p = {W_input: need(`layer_${l}/W_input`), W_hidden: need(`layer_${l}/W_hidden`),
+      const m = (name) => matrix(need(`layer_${l}/${name}`), weights[`layer_${l}/${name}`].shape);
+      const p = {W_input: m("W_input"), W_hidden: m("W_hidden"),
                  b_hidden: need(`layer_${l}/b_hidden`)};
       if (t.cell === "gru") p.b_input = need(`layer_${l}/b_input`);
-      p.inputs = weights[`layer_${l}/W_input`].shape[0];
       this.params.push(p);
     }
-    this.W_softmax = need("softmax/W_softmax");
+    this.W_softmax = matrix(need("softmax/W_softmax"), weights["softmax/W_softmax"].shape);
     this.b_softmax = need("softmax/b_softmax");
     this._index = new Map(this.tokens.map((token, i) => [token, i]));
     this._firstTable = firstLayerTable ? this._projectFirstLayer() : null;
@@ -380,9 +428,9 @@ export class Model {
       for (let j = 0; j < G; j++) row[j] = bias[j];
       if (this.embedding) {
         addProduct(row, this.embedding.subarray(v * this.embeddingSize,
-                                                (v + 1) * this.embeddingSize), p.W_input, G);
+                                                (v + 1) * this.embeddingSize), p.W_input);
       } else {
-        addRow(row, p.W_input, v, G);
+        addRow(row, p.W_input, v);
       }
       table.set(row, v * G);
     }
@@ -424,16 +472,16 @@ export class Model {
       } else {
         const bias = this.cell === "gru" ? p.b_input : p.b_hidden;
         for (let j = 0; j < G; j++) z[j] = bias[j];
-        if (l > 0) addProduct(z, x, p.W_input, G);
+        if (l > 0) addProduct(z, x, p.W_input);
         else if (this.embedding) {
           addProduct(z, this.embedding.subarray(tokenId * this.embeddingSize,
-                                                (tokenId + 1) * this.embeddingSize), p.W_input, G);
-        } else addRow(z, p.W_input, tokenId, G);
+                                                (tokenId + 1) * this.embeddingSize), p.W_input);
+        } else addRow(z, p.W_input, tokenId);
       }
       if (this.cell === "gru") {
         const zh = this._zh;
         for (let j = 0; j < G; j++) zh[j] = p.b_hidden[j];
-        addProduct(zh, h, p.W_hidden, G);
+        addProduct(zh, h, p.W_hidden);
         for (let j = 0; j < H; j++) {
           const u = sigmoid(z[j] + zh[j]);
           const r = sigmoid(z[H + j] + zh[H + j]);
@@ -441,7 +489,7 @@ export class Model {
           h[j] = u * h[j] + (1 - u) * n;
         }
       } else {
-        addProduct(z, h, p.W_hidden, G);
+        addProduct(z, h, p.W_hidden);
         if (this.cell === "lstm") {
           const c = state[l * 2 + 1];
           for (let j = 0; j < H; j++) {
@@ -456,7 +504,7 @@ export class Model {
     }
     const logits = this._logits;
     for (let v = 0; v < this.vocabSize; v++) logits[v] = this.b_softmax[v];
-    addProduct(logits, x, this.W_softmax, this.vocabSize);
+    addProduct(logits, x, this.W_softmax);
     return logits;
   }
 
