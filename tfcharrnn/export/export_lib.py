@@ -42,23 +42,7 @@ def export(config: ExportConfig, out=None) -> dict:
     # Written beside the target, then renamed into place: an interrupted export leaves no
     # half-written folder under the name a server would load.
     partial = f"{target}.partial-{os.getpid()}"
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if config.format == "web":
-            os.makedirs(partial)
-            web.write(run, partial, config.web_weights)
-        else:
-            module = ExportModule(run.model, run.vocab)
-            tf.saved_model.save(module, partial, signatures=module.signatures())
-    except OSError as e:
-        shutil.rmtree(partial, ignore_errors=True)
-        if not str(e.filename or "").startswith(os.path.dirname(target)):
-            raise               # not the export's own files: a bug, not the user's directory
-        raise UsageError(f"cannot write --export_dir {config.export_dir} ({e.strerror or e}); "
-                         f"pass a directory you can write to") from None
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    _write(run, config, target, partial)
     _move_into_place(partial, target, out)
     size = directory_size(target)
     model = run.config.model
@@ -73,6 +57,34 @@ def export(config: ExportConfig, out=None) -> dict:
         print(f"exported {what}; signatures generate, score, step, vocabulary "
               f"(saved_model_cli show --dir {config.export_dir} --all)", file=out)
     return {"export_dir": target, "bytes": size}
+
+
+def _write(run, config: ExportConfig, target: str, partial: str):
+    """Writes the export into `partial`; a directory that cannot be written is a UsageError
+    (and nothing is left behind)."""
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if config.format == "web":
+            os.makedirs(partial)
+            web.write(run, partial, config.web_weights)
+        else:
+            module = ExportModule(run.model, run.vocab)
+            tf.saved_model.save(module, partial, signatures=module.signatures())
+    except (tf.errors.PermissionDeniedError, tf.errors.NotFoundError) as e:
+        shutil.rmtree(partial, ignore_errors=True)        # TensorFlow's file system said no
+        raise UsageError(f"cannot write --export_dir {config.export_dir} "
+                         f"({e.message.splitlines()[0][:200]}); pass a directory you can "
+                         f"write to") from None
+    except OSError as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        where = str(e.filename or "")
+        if not where or not (target.startswith(where) or where.startswith(partial)):
+            raise               # not the export's own path: a bug, not the user's directory
+        raise UsageError(f"cannot write --export_dir {config.export_dir} ({e.strerror or e}); "
+                         f"pass a directory you can write to") from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def _move_into_place(partial: str, target: str, out):
