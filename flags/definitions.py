@@ -9,12 +9,27 @@ FLAGS = flags.FLAGS
 _D, _M, _T = cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig
 _S, _E, _C = cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig
 _X, _P, _X2 = cfg.DistributeConfig, cfg.PlotConfig, cfg.ExportConfig
-_W = cfg.ServeConfig
+_W, _R = cfg.ServeConfig, cfg.PrepareConfig
 
 
 def define_data_flags(fv=FLAGS):
+    _define_corpus_flags(fv)
+    flags.DEFINE_integer("batch_size", _D.batch_size, "Parallel streams per batch.",
+                         flag_values=fv)
+    flags.DEFINE_integer("seq_len", _D.seq_len,
+                         "Tokens per training window (truncated-BPTT length).", flag_values=fv)
+    flags.DEFINE_integer("val_tokens", _D.val_tokens,
+                         "Validation during training reads the first this many tokens of the "
+                         "validation split (0: all of it); evaluate reads all.",
+                         flag_values=fv)
+
+
+def _define_corpus_flags(fv):
+    """What the ids depend on: train's and prepare's."""
     flags.DEFINE_string("data_path", _D.data_path,
-                        "Text file to train on (default: the bundled tiny-shakespeare).",
+                        "What to train on: a text or CSV file, a folder of them, a glob "
+                        "(.gz, .bz2, .xz read compressed), or a directory made by "
+                        "python -m tfcharrnn.prepare (default: the bundled tiny-shakespeare).",
                         flag_values=fv)
     flags.DEFINE_enum("data_format", _D.data_format, cfg.DATA_FORMATS,
                       "text, csv (one document per row) or auto (csv for .csv/.tsv names).",
@@ -41,10 +56,17 @@ def define_data_flags(fv=FLAGS):
     flags.DEFINE_float("test_fraction", _D.test_fraction,
                        "Fraction held out at the very end for testing (never trained on).",
                        flag_values=fv)
-    flags.DEFINE_integer("batch_size", _D.batch_size, "Parallel streams per batch.",
-                         flag_values=fv)
-    flags.DEFINE_integer("seq_len", _D.seq_len,
-                         "Tokens per training window (truncated-BPTT length).", flag_values=fv)
+
+
+def define_prepare_flags(fv=FLAGS):
+    _define_corpus_flags(fv)
+    flags.DEFINE_string("out", _R.out, "Directory to write the prepared data to (required).",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_workers", _R.num_workers,
+                         "Word level: processes that tokenize in parallel (0: one per CPU "
+                         "core); the result is the same for any number.", flag_values=fv)
+    flags.DEFINE_boolean("overwrite", _R.overwrite, "Replace a non-empty --out (the old one is "
+                         "renamed, never deleted).", flag_values=fv)
 
 
 def define_model_flags(fv=FLAGS):
@@ -196,8 +218,11 @@ def define_sample_flags(fv=FLAGS):
 
 def define_eval_flags(fv=FLAGS):
     _define_run_flags(fv, _E, "Weights to use: best or latest.")
-    flags.DEFINE_string("data_path", _E.data_path, "Text file to evaluate on (required).",
-                        flag_values=fv)
+    flags.DEFINE_string("data_path", _E.data_path, "Text file to evaluate on, or a prepared "
+                        "data directory (python -m tfcharrnn.prepare; all of --split) "
+                        "(required).", flag_values=fv)
+    flags.DEFINE_enum("split", _E.split, ["train", "val", "test"],
+                      "Of a prepared data directory: the split to evaluate.", flag_values=fv)
     flags.DEFINE_integer("window", _E.window,
                          "Tokens per forward call (the state carries across; speed only).",
                          flag_values=fv)
@@ -292,6 +317,10 @@ def score_config(fv=FLAGS) -> cfg.ScoreConfig:
 
 def export_config(fv=FLAGS) -> cfg.ExportConfig:
     return _X2(**_values(fv, _X2))
+
+
+def prepare_config(fv=FLAGS) -> cfg.PrepareConfig:
+    return _R(data=_D(**_values(fv, _D)), **_values(fv, _R))
 
 
 def serve_config(fv=FLAGS) -> cfg.ServeConfig:

@@ -14,7 +14,8 @@ COMMANDS = [("train", definitions.define_train_flags),
             ("score", definitions.define_score_flags),
             ("export", definitions.define_export_flags),
             ("serve", definitions.define_serve_flags),
-            ("plot", definitions.define_plot_flags)]
+            ("plot", definitions.define_plot_flags),
+            ("prepare", definitions.define_prepare_flags)]
 
 
 def _default(value) -> str:

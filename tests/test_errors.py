@@ -34,7 +34,7 @@ def assert_one_line_error(result, code, pattern):
 
 TRAIN_CASES = [
     (["--data_path={d}/missing.txt"], 2, "data file not found"),
-    (["--data_path={d}/subdir"], 2, "is a directory"),
+    (["--data_path={d}/subdir"], 2, "holds no text files"),   # an empty folder
     (["--data_path={d}/empty.txt"], 2, "is empty"),
     (["--data_path={d}/short.txt"], 2, r"has \d+ tokens, fewer than batch_size \* seq_len \+ 1"
                                         r" = 6401; pass smaller --batch_size"),

@@ -57,6 +57,7 @@ class DataConfig:
     test_fraction: float = 0.0       # held out after validation, never trained or validated on
     batch_size: int = 64             # number of parallel streams (rows per batch)
     seq_len: int = 100               # tokens per window (truncated-BPTT length)
+    val_tokens: int = 1_000_000      # validation while training: this many tokens (0 = all)
 
     @property
     def resolved_data_path(self) -> str:
@@ -75,6 +76,8 @@ class DataConfig:
                              f"got {self.vocab_size}")
         _positive("batch_size", self.batch_size)
         _positive("seq_len", self.seq_len)
+        if self.val_tokens < 0:
+            raise UsageError(f"--val_tokens must be 0 (all) or more, got {self.val_tokens}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -304,12 +307,14 @@ class SampleConfig:
 class EvalConfig:
     checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
     checkpoint: str = "best"         # which weights: "best" or "latest"
-    data_path: str = ""              # text file to measure (required)
+    data_path: str = ""              # text file, or prepared directory, to measure (required)
+    split: str = "val"               # of a prepared directory: "train", "val" or "test"
     window: int = 1000               # tokens per forward call; the state carries across windows
     precision: str = ""              # of the matrix products ("" = the run's)
 
     def __post_init__(self):
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
+        _choice("split", self.split, ("train", "val", "test"))
         _positive("window", self.window)
         _precision(self.precision)
         if not self.data_path:
@@ -333,6 +338,22 @@ class ScoreConfig:
         _positive("window", self.window)
         _positive("batch_size", self.batch_size)
         _precision(self.precision)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    data: DataConfig = DataConfig()  # the corpus and how to read and split it
+    out: str = ""                    # the directory to write (required)
+    num_workers: int = 0             # word level: tokenizing processes (0: one per core)
+    overwrite: bool = False          # replace a non-empty out (the old one is renamed)
+
+    def __post_init__(self):
+        if not self.out:
+            raise UsageError("--out is required: the directory to write the prepared data "
+                             "to, e.g. --out=data/mybooks")
+        if self.num_workers < 0:
+            raise UsageError(f"--num_workers must be 0 (one per core) or more, got "
+                             f"{self.num_workers}")
 
 
 EXPORT_FORMATS = ("saved_model", "web")

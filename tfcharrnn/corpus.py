@@ -36,6 +36,12 @@ def read_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> str
                          f"such as utf-8 or latin-1") from None
 
 
+def is_plain_file(path: str) -> bool:
+    """A single file read as it is (not a folder, a glob or a compressed file)."""
+    return (os.path.isfile(path) and not any(c in path for c in "*?[")
+            and os.path.splitext(path)[1].lower() not in (".gz", ".bz2", ".xz"))
+
+
 def split(ids, val_fraction: float, test_fraction: float = 0.0):
     """Cuts a 1-D id array into contiguous (train, val, test) parts, as views (no copy).
 
@@ -87,22 +93,29 @@ def read_csv_column(text: str, path: str, column: str = "") -> list:
     rows = [r for r in rows if r]
     if not rows:
         raise UsageError(f"{path} has no CSV rows; pass a file with at least one row")
-    first = rows[0]
-    if column and not column.lstrip("-").isdigit():
+    index, skip_first = csv_column_index(rows[0], sample, path, column)
+    body = rows[1:] if skip_first else rows
+    return [r[index] for r in body if index < len(r) and r[index].strip()]
+
+
+def csv_column_index(first: list, sample: str, path: str, column: str = "") -> tuple:
+    """(index of the column, whether the first row is a header to skip), from the first row
+    and the first 64 KiB of the file."""
+    import csv
+    import re
+    if column and not re.fullmatch(r"-?[0-9]+", column):
         # A column by name: the first row must be a header that has it.
         if column not in first:
             raise UsageError(f"{path} has no column named {column!r}; its header is "
                              f"{', '.join(repr(c) for c in first)}; pass --csv_column=<name> "
                              f"or a 0-based index")
-        index, body = first.index(column), rows[1:]
-    else:
-        index = int(column) if column else 0
-        if not 0 <= index < len(first):
-            raise UsageError(f"--csv_column={index} is out of range: {path} has "
-                             f"{len(first)} column(s), numbered 0 to {len(first) - 1}")
-        try:
-            has_header = csv.Sniffer().has_header(sample)
-        except csv.Error:
-            has_header = False
-        body = rows[1:] if has_header else rows
-    return [r[index] for r in body if index < len(r) and r[index].strip()]
+        return first.index(column), True
+    index = int(column) if column else 0
+    if not 0 <= index < len(first):
+        raise UsageError(f"--csv_column={index} is out of range: {path} has "
+                         f"{len(first)} column(s), numbered 0 to {len(first) - 1}")
+    try:
+        has_header = csv.Sniffer().has_header(sample)
+    except csv.Error:
+        has_header = False
+    return index, has_header

@@ -36,7 +36,7 @@ def build_vocab_and_encode(config: DataConfig, documents, saved_vocab=None, log=
     if config.level == "char":
         text = "\n".join(documents)  # one document (a text file): the same string, no copy
         vocab = CharVocab.from_text(text, config.resolved_lowercase)
-        _check_same(vocab, saved_vocab)
+        check_same(vocab, saved_vocab)
         return vocab, vocab.encode(text, vocab.id_dtype)  # compact; batches are cast to int32
 
     from tfcharrnn.tokenization import WordTokenizer
@@ -44,7 +44,7 @@ def build_vocab_and_encode(config: DataConfig, documents, saved_vocab=None, log=
                  else WordTokenizer.train(documents, config.resolved_lowercase))
     tokenized = [tokenizer.tokenize(d) for d in documents]
     vocab = WordVocab.build(tokenized, config.vocab_size, tokenizer)
-    _check_same(vocab, saved_vocab)
+    check_same(vocab, saved_vocab)
     sentences = sum(len(d) for d in tokenized)
     if sentences == 0:
         raise UsageError("the corpus has no words; pass a file with text in it")
@@ -53,7 +53,8 @@ def build_vocab_and_encode(config: DataConfig, documents, saved_vocab=None, log=
     return vocab, ids
 
 
-def _check_same(vocab, saved_vocab):
+def check_same(vocab, saved_vocab):
+    """A resumed run's data must give the vocabulary it was trained with."""
     if saved_vocab is not None and vocab != saved_vocab:
         raise UsageError(
             f"the data's vocabulary differs from the saved run's vocab.json ({len(vocab)} vs "

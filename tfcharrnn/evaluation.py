@@ -42,8 +42,9 @@ class StreamScorer:
                    disable=not progress or len(ids) <= 5 * self.window,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
         for start in range(0, len(ids) - 1, self.window):
-            y = ids[start + 1:start + self.window + 1][None, :]          # [1, <=window]
-            x = ids[start:start + y.shape[1]][None, :]
+            # [1, <=window]; int32 whatever the ids' storage (a prepared file's uint8/16)
+            y = np.asarray(ids[start + 1:start + self.window + 1], np.int32)[None, :]
+            x = np.asarray(ids[start:start + y.shape[1]], np.int32)[None, :]
             loss_sum, n, state = self._eval(x, y, state)
             total += float(loss_sum)
             count += int(n)

@@ -7,6 +7,8 @@ with the vocabulary), and words by NLTK's Treebank-style `NLTKWordTokenizer`, wh
 data. Output is detokenized with NLTK's `TreebankWordDetokenizer`.
 """
 
+import re
+
 from nltk.tokenize import NLTKWordTokenizer
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer, PunktTrainer
 from nltk.tokenize.treebank import TreebankWordDetokenizer
@@ -14,6 +16,41 @@ from nltk.tokenize.treebank import TreebankWordDetokenizer
 # Punkt learns abbreviations and sentence starters from text; this much is plenty and keeps
 # training time bounded on a large corpus.
 PUNKT_TRAINING_CHARS = 2_000_000
+# A document is tokenized in blocks of at most this many characters, cut at a paragraph
+# break after the end of a sentence (else at a line break): the unit that parallel workers
+# share out (`prepare`), and a bound on the memory one tokenization takes. Every path cuts
+# the same way (`blocks`), so a document's tokens do not depend on how it was read.
+BLOCK_CHARS = 1 << 20
+_BLOCK_END = re.compile(r"[.!?][\"')\]]*[ \t]*\n[ \t]*\n")
+
+
+def blocks(pieces, size: int = 0):
+    """A document given as str pieces (of any sizes) -> its blocks, the same for any cutting
+    of the same text into pieces. While more than `size` characters remain, a block ends
+    after the last paragraph break that follows a sentence end within the next `size`
+    characters, else after the last line break there, else at `size` (default
+    BLOCK_CHARS)."""
+    size = size or BLOCK_CHARS
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) > size:
+            cut = _block_end(buffer, size)
+            yield buffer[:cut]
+            buffer = buffer[cut:]
+    if buffer:
+        yield buffer
+
+
+def _block_end(text: str, size: int) -> int:
+    window = text[:size]
+    last = None
+    for last in _BLOCK_END.finditer(window):
+        pass
+    if last is not None:
+        return last.end()
+    newline = window.rfind("\n")
+    return newline + 1 if newline > 0 else size
 
 
 class WordTokenizer:
@@ -48,8 +85,12 @@ class WordTokenizer:
         return self._words.tokenize(sentence)
 
     def tokenize(self, text: str) -> list:
-        """Text -> list of sentences, each a list of word tokens (empty sentences dropped)."""
-        return [w for w in (self.words(s) for s in self.sentences(text)) if w]
+        """Text -> list of sentences, each a list of word tokens (empty sentences dropped),
+        block by block (`blocks`)."""
+        return [w for block in blocks([text]) for w in self.tokenize_block(block)]
+
+    def tokenize_block(self, block: str) -> list:
+        return [w for w in (self.words(s) for s in self.sentences(block)) if w]
 
     def detokenize(self, words) -> str:
         return self._detokenizer.detokenize(list(words))
@@ -60,7 +101,10 @@ class WordTokenizer:
                 "punkt": {"abbrev_types": sorted(p.abbrev_types),
                           "collocations": sorted([a, b] for a, b in p.collocations),
                           "sent_starters": sorted(p.sent_starters),
-                          "ortho_context": {k: int(v) for k, v in sorted(p.ortho_context.items())}}}
+                          # Punkt's defaultdict gains zero entries as it reads text: not
+                          # settings, and left out so that equal models compare equal
+                          "ortho_context": {k: int(v) for k, v in sorted(p.ortho_context.items())
+                                            if v}}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "WordTokenizer":
