@@ -44,3 +44,15 @@ def test_split_is_contiguous_tail():
     np.testing.assert_array_equal(np.concatenate([train, val, test]), ids)
     assert (len(train), len(val), len(test)) == (85, 10, 5)
     assert val[0] == 85 and test[0] == 95
+
+
+def test_a_worker_reads_only_its_streams():
+    """rows(i, lo, hi): batch i's streams lo..hi-1 as they are, the others zeros."""
+    ids = (np.arange(4 * 1000 * 8 + 1) % 251).astype(np.uint8)
+    batches = StreamBatches(ids, batch_size=8, seq_len=10)
+    x, y = batches.rows(3, 2, 4)
+    full_x, full_y = batches[3]
+    np.testing.assert_array_equal(x[2:4], full_x[2:4])
+    np.testing.assert_array_equal(y[2:4], full_y[2:4])
+    assert not x[:2].any() and not x[4:].any() and not y[:2].any() and not y[4:].any()
+    assert batches.rows(3, 0, 8)[0].tolist() == full_x.tolist()

@@ -64,7 +64,8 @@ def free_ports(n):
     return ports
 
 
-def start_workers(args, n=2):
+def start_workers(args, n=2, per_worker=None):
+    """n `train` processes of one cluster; per_worker(i) -> extra args of worker i."""
     ports = free_ports(n)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -74,6 +75,7 @@ def start_workers(args, n=2):
                                          "task": {"type": "worker", "index": i}}))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tfcharrnn.train", *args,
+             *(per_worker(i) if per_worker else ()),
              "--distribution_strategy=multi_worker_mirrored"], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
@@ -132,6 +134,20 @@ def test_two_replicas_train_the_same_model_as_one_device(one_device, tmp_path, c
     assert r.returncode == 0, r.stderr
     assert "2 replicas" in r.stdout.splitlines()[0]
     assert_same_training(str(run_dir), reference, heldout)
+
+
+def test_a_worker_with_other_data_than_the_chiefs_stops_with_one_line(tmp_path, corpus_path):
+    other = tmp_path / "other.txt"
+    text = corpus_path.read_text(encoding="utf-8")
+    other.write_text(text[:len(text) // 2] + text[:len(text) // 2], encoding="utf-8")
+    args = cli_args(corpus_path, tmp_path / "run", "keras", max_steps=3)[1:]
+    procs = start_workers(args, per_worker=lambda i: [f"--data_path={[corpus_path, other][i]}"])
+    outputs = [p.communicate(timeout=240) for p in procs]
+    worker_err = outputs[1][1]
+    assert procs[1].returncode == 2, worker_err
+    assert "error: worker 1: its training data differs from the chief's" in worker_err
+    assert "Traceback" not in worker_err
+    assert procs[0].returncode != 0                     # the chief stops too
 
 
 @pytest.mark.parametrize("one_device", ["keras"], indirect=True)  # both: the mirrored test

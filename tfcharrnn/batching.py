@@ -48,6 +48,20 @@ class StreamBatches:
         return (self._inputs[:, window].astype(np.int32),
                 self._targets[:, window].astype(np.int32))
 
+    def rows(self, i, lo: int, hi: int):
+        """Batch i with only streams lo..hi-1 read (the rest zeros, never read from the ids):
+        what one worker of several needs, whose replicas own those streams."""
+        if (lo, hi) == (0, self.batch_size):
+            return self[i]
+        if not 0 <= i < self.num_batches:
+            raise IndexError(f"batch {i} out of range [0, {self.num_batches})")
+        window = slice(i * self.seq_len, (i + 1) * self.seq_len)
+        x = np.zeros([self.batch_size, self.seq_len], np.int32)
+        y = np.zeros([self.batch_size, self.seq_len], np.int32)
+        x[lo:hi] = self._inputs[lo:hi, window]
+        y[lo:hi] = self._targets[lo:hi, window]
+        return x, y
+
     def __iter__(self):
         for i in range(self.num_batches):
             yield self[i]

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from tfcharrnn import averaging, checkpoints, corpus, dataset, distribute, schedule, steps
 from tfcharrnn.batching import StreamBatches
+from tfcharrnn.prepare import prepared
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.interrupts import GracefulStop
@@ -35,13 +37,26 @@ class Data:
     val: StreamBatches = None  # None when --val_fraction=0
 
 
-def prepare_data(config: RunConfig, saved_vocab=None, log=print) -> Data:
-    """Reads, encodes, splits and batches the corpus; checks it is long enough."""
+def prepare_data(config: RunConfig, saved_vocab=None, log=print, prepare: bool = True) -> Data:
+    """The corpus as batches: memory-mapped from a prepared directory (the data path itself,
+    or the run directory's copy, prepared now if need be: `prepared.ensure`), or, with
+    prepare=False and a data path that is not prepared, read into memory (the same ids).
+    Checks that each split is long enough."""
     dc = config.data
-    documents = dataset.read_corpus(dc)
-    vocab, ids = dataset.build_vocab_and_encode(dc, documents, saved_vocab, log)
-    del documents
-    train_ids, val_ids, _ = corpus.split(ids, dc.val_fraction, dc.test_fraction)
+    if prepare or not corpus.is_plain_file(dc.resolved_data_path):
+        # Another worker's copy of a folder, a glob or a compressed file: in a directory of
+        # its own (it writes nothing into the run directory).
+        home = config.train.checkpoint_dir if prepare else tempfile.mkdtemp(prefix="tfcharrnn-")
+        directory = prepared.ensure(dc, home, log=log)
+        vocab, train_ids, val_ids = prepared.load(directory)
+        dataset.check_same(vocab, saved_vocab)
+    else:
+        documents = dataset.read_corpus(dc)
+        vocab, ids = dataset.build_vocab_and_encode(dc, documents, saved_vocab, log)
+        del documents
+        train_ids, val_ids, _ = corpus.split(ids, dc.val_fraction, dc.test_fraction)
+    if dc.val_tokens:
+        val_ids = val_ids[:dc.val_tokens + 1]     # + 1: the last input's target
     need = StreamBatches.min_tokens(dc.batch_size, dc.seq_len)
     for name, part in (("training", train_ids), ("validation", val_ids)):
         if name == "validation" and dc.val_fraction == 0:
@@ -73,7 +88,10 @@ def prepare_run_dir(config: RunConfig, overwrite: bool = False, lock: RunLock = 
     `lock`, held on the directory, with it); nothing is deleted.
     """
     run_dir = config.train.checkpoint_dir
-    if not os.path.isdir(run_dir) or not set(os.listdir(run_dir)) - {LOCK_FILE}:
+    # A run directory holding only its prepared data (a first start that stopped before
+    # training began) is a new run, which reuses the data if it still fits.
+    if not os.path.isdir(run_dir) or not set(os.listdir(run_dir)) - {LOCK_FILE,
+                                                                     prepared.RUN_DATA}:
         return None
     if not os.path.isfile(os.path.join(run_dir, checkpoints.CONFIG_FILE)):
         raise UsageError(f"{run_dir} is not empty and holds no {checkpoints.CONFIG_FILE}, so it "
@@ -97,10 +115,13 @@ def prepare_run_dir(config: RunConfig, overwrite: bool = False, lock: RunLock = 
     return checkpoints.load_vocab(run_dir)
 
 
-def evaluate_batches(eval_fn, state, batches: StreamBatches) -> float:
-    """Mean nats per token over all batches, carrying the state from `state` (zeros)."""
+def evaluate_batches(eval_fn, state, batches: StreamBatches, rows=None) -> float:
+    """Mean nats per token over all batches, carrying the state from `state` (zeros);
+    `rows` (lo, hi): the streams this worker reads (`StreamBatches.rows`), default all."""
     total, count = 0.0, 0
-    for x, y in batches:
+    lo, hi = rows or (0, batches.batch_size)
+    for i in range(len(batches)):
+        x, y = batches.rows(i, lo, hi)
         loss_sum, n, state = eval_fn(x, y, state)
         total += float(loss_sum)
         count += int(n)
@@ -140,7 +161,8 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
     replicas.check_batch_size(config.data.batch_size)
     # --precision=auto becomes what this machine runs fast, and config.json records that.
     config = dataclasses.replace(config, model=dataclasses.replace(
-        config.model, precision=devices.resolve_precision(config.model.precision)))
+        config.model, precision=devices.resolve_precision(config.model.precision)),
+        data=prepared.adopt(config.data))      # a prepared directory's own settings
     with replicas.stop_if_a_worker_is_lost():
         if not replicas.is_chief:  # writes nothing into the run directory, so holds no lock
             return _train(config, replicas, None, out, started)
@@ -154,8 +176,13 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
 def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dict:
     tc, dc = config.train, config.data
     chief = replicas.is_chief
-    data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out))
+    # The chief prepares the corpus into the run directory; another worker, which writes
+    # nothing there, reads a data path that is not prepared into memory (the same ids).
+    data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out), prepare=chief)
     vocab = data.vocab
+    own_rows = replicas.local_rows(dc.batch_size)       # the streams this worker reads
+    # Before the model: another vocabulary would make the first collective fail on shapes.
+    replicas.check_same_data(prepared.fingerprint(vocab, data.train, data.val))
 
     keras.utils.set_random_seed(tc.seed)
     tf.config.experimental.enable_op_determinism()
@@ -219,7 +246,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
         With --ema_decay both come from the averaged weights (see averaging.py)."""
         average = optimizer.weight_average
         with average.applied() if average is not None else contextlib.nullcontext():
-            val = evaluate_batches(eval_fn, zero_state(), data.val)
+            val = evaluate_batches(eval_fn, zero_state(), data.val, own_rows)
             if preview is not None:
                 tokens = np.concatenate(list(preview.generate(
                     preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0]
@@ -251,7 +278,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
                         state = zero_state()
                 lr = learning_rate(tc, step, epoch, max(step / total_steps, time_progress))
                 optimizer.learning_rate = lr
-                x, y = data.train[b]
+                x, y = data.train.rows(b, *own_rows)
                 t0 = time.perf_counter()
                 state_in = state
                 # A stop asked for on any worker, or its time budget spent, reaches every

@@ -72,6 +72,28 @@ class Replicas:
                              f"replicas; pass a multiple of {self.num_replicas}, e.g. "
                              f"{what}={lower or self.num_replicas}")
 
+    def local_rows(self, batch_size: int) -> tuple:
+        """(lo, hi): the streams of the global batch that this worker's replicas own (its
+        replicas are the consecutive ids index x local .. (index + 1) x local - 1)."""
+        local = self.num_replicas // self.cluster.num_workers
+        per = batch_size // self.num_replicas
+        lo = self.cluster.index * local * per
+        return lo, lo + local * per
+
+    def check_same_data(self, fingerprint: int):
+        """Every worker must train on the chief's data: compares this worker's fingerprint
+        (an int64 of its vocabulary and ids) with the chief's. A collective."""
+        if self.cluster.num_workers == 1:
+            return
+        mine = tf.Variable(tf.constant(fingerprint, tf.int64), trainable=False)
+        chiefs = tf.Variable(mine)
+        self.broadcast_from_chief([chiefs])
+        if int(chiefs.numpy()) != int(mine.numpy()):
+            raise UsageError(f"worker {self.cluster.index}: its training data differs from the "
+                             f"chief's (another corpus, vocabulary or data settings); give "
+                             f"every worker the same --data_path and data flags (the same "
+                             f"files, or a copy of the chief's prepared directory)")
+
     # ---- carried state: global [B, H] <-> per replica [B/R, H] ----
 
     def distribute_state(self, global_state):
