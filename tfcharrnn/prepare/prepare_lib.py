@@ -19,6 +19,7 @@ Everything is written under DATA_DIR.partial-PID and renamed into place when com
 """
 
 import collections
+import itertools
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ FORMAT = "tfcharrnn-prepared"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 WORK_CHARS = 1 << 20          # word level: text per task handed to a worker
+MIN_POOL_TASKS = 4            # fewer tasks than this are tokenized in this process
 
 
 def is_prepared(path: str) -> bool:
@@ -169,7 +171,10 @@ def _tokenize(task: list) -> list:
 def _tokenized(tasks, tokenizer, workers: int):
     """Each task's sentences, in task order, from `workers` processes (1: this one). At most
     2 x workers tasks are in flight, so memory stays bounded whatever the corpus."""
-    if workers <= 1:
+    tasks = iter(tasks)
+    head = list(itertools.islice(tasks, MIN_POOL_TASKS))
+    tasks = itertools.chain(head, tasks)
+    if workers <= 1 or len(head) < MIN_POOL_TASKS:     # small: not worth starting processes
         _start_worker(tokenizer.to_dict())
         for task in tasks:
             yield _tokenize(task)
@@ -294,11 +299,15 @@ def _prepare_into(files, dc, directory: str, workers: int, log) -> dict:
              for name in SPLITS if os.path.exists(os.path.join(directory, f"{name}.bin"))}
     with open(os.path.join(directory, "vocab.json"), "w", encoding="utf-8") as f:
         f.write(vocab.to_json())
-    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "sources": sources.fingerprint(files, dc.resolved_data_path),
             "settings": settings(dc),
             "vocab_size": len(vocab), "dtype": str(tokenfile.id_dtype(len(vocab))),
             "counts": {**counts, **{name: int(n) for name, n in sizes.items()}}}
+    if dc.level == "word":     # the Punkt model (in vocab.json) learned from this much text
+        from tfcharrnn.tokenization import PUNKT_TRAINING_CHARS
+        meta["punkt_training_chars"] = PUNKT_TRAINING_CHARS
+    return meta
 
 
 def settings(dc) -> dict:
