@@ -56,3 +56,25 @@ def test_a_worker_reads_only_its_streams():
     np.testing.assert_array_equal(y[2:4], full_y[2:4])
     assert not x[:2].any() and not x[4:].any() and not y[:2].any() and not y[4:].any()
     assert batches.rows(3, 0, 8)[0].tolist() == full_x.tolist()
+
+
+def test_batches_of_a_mapped_file_are_its_ids_and_hand_back_pages(tmp_path):
+    """A prepared (memory-mapped) split: every batch is the in-memory batch, across epochs,
+    while read pages are handed back (`_release`) every RELEASE_EVERY batches."""
+    from tfcharrnn import batching
+    from tfcharrnn.prepare import tokenfile
+    ids = (np.arange(8 * 40_000 + 1) * 7 % 253).astype(np.uint8)
+    writer = tokenfile.Writer(str(tmp_path / "ids.bin"), np.uint8)
+    writer.append(ids)
+    writer.close()
+    mapped = StreamBatches(tokenfile.read(str(tmp_path / "ids.bin")), batch_size=8, seq_len=50)
+    memory = StreamBatches(ids, batch_size=8, seq_len=50)
+    released = []
+    for epoch in range(2):
+        for i in range(len(memory)):
+            for a, b in zip(mapped.rows(i, 0, 8), memory[i]):   # also after pages went back
+                np.testing.assert_array_equal(a, b)
+            if mapped._released == i and i:
+                released.append(i)
+    assert released.count(batching.RELEASE_EVERY) == 2      # once in each epoch
+    assert len(released) == 2 * ((len(memory) - 1) // batching.RELEASE_EVERY)

@@ -18,7 +18,12 @@ no memory beyond the encoded corpus; `ids` may be stored compactly (uint8 for a 
 vocabulary) and each batch is cast to int32 as it is taken.
 """
 
+import mmap
+
 import numpy as np
+
+# Batches between two hand-backs of a memory-mapped corpus's read pages (`_release`).
+RELEASE_EVERY = 64
 
 
 class StreamBatches:
@@ -30,8 +35,10 @@ class StreamBatches:
         stream_len = (len(ids) - 1) // batch_size if len(ids) > 0 else 0  # S
         self.num_batches = stream_len // seq_len
         used = batch_size * stream_len
+        self.ids = ids
         self._inputs = ids[:used].reshape(batch_size, stream_len)        # [B, S]
         self._targets = ids[1:used + 1].reshape(batch_size, stream_len)  # [B, S]
+        self._released = 0                                               # see _release
 
     @staticmethod
     def min_tokens(batch_size: int, seq_len: int) -> int:
@@ -51,6 +58,7 @@ class StreamBatches:
     def rows(self, i, lo: int, hi: int):
         """Batch i with only streams lo..hi-1 read (the rest zeros, never read from the ids):
         what one worker of several needs, whose replicas own those streams."""
+        self._release(i)
         if (lo, hi) == (0, self.batch_size):
             return self[i]
         if not 0 <= i < self.num_batches:
@@ -61,6 +69,28 @@ class StreamBatches:
         x[lo:hi] = self._inputs[lo:hi, window]
         y[lo:hi] = self._targets[lo:hi, window]
         return x, y
+
+    def _release(self, i: int):
+        """Memory-mapped ids (a prepared file): every RELEASE_EVERY batches, hands the pages
+        each stream has read back to the kernel (they stay in the page cache, not in this
+        process), so resident memory stays flat however long the corpus."""
+        mapping = getattr(self.ids, "_mmap", None)
+        if i < self._released:                       # a new epoch: from the start again
+            self._released = 0
+        if mapping is None or i - self._released < RELEASE_EVERY:
+            return
+        if mapping.size() != self.ids.offset + self.ids.nbytes:
+            return                        # a slice of the file: its offsets are not known here
+        self._released = i
+        page = mmap.PAGESIZE
+        offset = self.ids.offset                     # the file's header, before the ids
+        stream_bytes = self._inputs.shape[1] * self.ids.itemsize
+        for row in range(self.batch_size):
+            start = offset + row * stream_bytes
+            end = start + (i - 1) * self.seq_len * self.ids.itemsize   # up to the last window
+            first, last = -(-start // page) * page, end // page * page
+            if last > first:
+                mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
 
     def __iter__(self):
         for i in range(self.num_batches):

@@ -163,9 +163,25 @@ def _start_worker(settings: dict):
     _TOKENIZER = WordTokenizer.from_dict(settings)
 
 
-def _tokenize(task: list) -> list:
-    """A task's sentences (word lists), in order."""
-    return [s for block in task for s in _TOKENIZER.tokenize_block(block)]
+def _tokenize(task: list) -> tuple:
+    """A task's text, tokenized and counted where it runs (a worker), so that what comes back
+    is small: (its distinct words in order of first appearance, their counts, its ids
+    uint32 [n] with 1 and 2 for sentence start and end and 3 + i for its word i, the number
+    of sentences)."""
+    local, counts, ids, sentences = {}, [], [], 0
+    for block in task:
+        for words in _TOKENIZER.tokenize_block(block):
+            sentences += 1
+            ids.append(1)
+            for w in words:
+                i = local.get(w)
+                if i is None:
+                    i = local[w] = len(local)
+                    counts.append(0)
+                counts[i] += 1
+                ids.append(i + 3)
+            ids.append(2)
+    return list(local), counts, np.asarray(ids, np.uint32), sentences
 
 
 def _tokenized(tasks, tokenizer, workers: int):
@@ -198,20 +214,20 @@ def prepare_words(files, dc, directory: str, workers: int, log) -> tuple:
     from tfcharrnn.vocab import SPECIAL_TOKENS, WordVocab
     tokenizer = WordTokenizer.train(punkt_sample(files, dc), dc.resolved_lowercase)
     provisional = {}                       # word -> provisional id (3, 4, ... first seen)
-    counts = collections.Counter()
+    counts = {}
     scratch = os.path.join(directory, "provisional.tmp")
     sentences = 0
     scratch_writer = tokenfile.Writer(scratch, np.uint32)
     try:
-        for found in _tokenized(_work(files, dc), tokenizer, workers):
-            ids = []
-            for words in found:
-                counts.update(words)
-                ids.append(1)
-                ids.extend(provisional.setdefault(w, len(provisional) + 3) for w in words)
-                ids.append(2)
-            sentences += len(found)
-            scratch_writer.append(np.asarray(ids, np.uint32))
+        for words, word_counts, local_ids, n in _tokenized(_work(files, dc), tokenizer,
+                                                           workers):
+            to_provisional = np.array(
+                [0, 1, 2] + [provisional.setdefault(w, len(provisional) + 3) for w in words],
+                np.uint32)
+            for w, c in zip(words, word_counts):
+                counts[w] = counts.get(w, 0) + c
+            sentences += n
+            scratch_writer.append(to_provisional[local_ids])
         scratch_writer.close()
     except BaseException:
         scratch_writer.abort()
@@ -230,22 +246,25 @@ def prepare_words(files, dc, directory: str, workers: int, log) -> tuple:
     return vocab, {"tokens": total, "sentences": sentences}
 
 
-def _remap(scratch: str, final: np.ndarray, directory: str, dtype, dc):
+def _remap(scratch: str, final: np.ndarray, directory: str, dtype, dc) -> int:
     """Writes the splits of the provisional ids in `scratch`, mapped by `final`; returns
-    their count."""
-    ids = tokenfile.read(scratch)
-    total = len(ids)
+    their count. Read in chunks with plain reads, not mapped: a mapping would keep every
+    page read resident, and this reads all of them."""
+    _, total = tokenfile.header(scratch)
     writer = SplitWriter(directory, total, dtype, dc.val_fraction, dc.test_fraction)
     try:
-        step = 1 << 24
-        for start in range(0, len(ids), step):
-            writer.append(final[ids[start:start + step]])
+        with open(scratch, "rb") as f:
+            f.seek(tokenfile.HEADER_BYTES)
+            while True:
+                ids = np.fromfile(f, np.dtype("<u4"), count=1 << 22)
+                if not len(ids):
+                    break
+                writer.append(final[ids])
         writer.close()
     except BaseException:
         writer.abort()
         raise
     finally:
-        del ids
         os.remove(scratch)
     return total
 
