@@ -153,3 +153,36 @@ def test_word_prime_with_unknown_words_is_refused(word_run):
     r = run_command("tfcharrnn.sample", f"--checkpoint_dir={word_run.train.checkpoint_dir}",
                     "--prime=the cat likes quantum chromodynamics")
     assert_one_line_error(r, 2, r"--prime has 2 word\(s\) .* lacks: 'chromodynamics' 'quantum'")
+
+
+def test_every_float_setting_refuses_nan_and_infinities():
+    """absl's float flags parse 'inf' and 'nan'; every config refuses them by name."""
+    import dataclasses
+    import math
+    from tfcharrnn import config as cfg
+    from tfcharrnn.errors import UsageError
+    checked = 0
+    for cls in (cfg.DataConfig, cfg.ModelConfig, cfg.TrainConfig, cfg.DistributeConfig,
+                cfg.SampleConfig, cfg.EvalConfig, cfg.ScoreConfig, cfg.ExportConfig,
+                cfg.ServeConfig, cfg.PlotConfig):
+        required = {"EvalConfig": {"data_path": "x"}, "ExportConfig": {"export_dir": "x"}}
+        base = cls(**required.get(cls.__name__, {}))
+        for field in dataclasses.fields(cls):
+            if not isinstance(getattr(base, field.name), float):
+                continue
+            for bad in (math.inf, -math.inf, math.nan):
+                with pytest.raises(UsageError, match=f"--{field.name} must be a finite"):
+                    dataclasses.replace(base, **{field.name: bad})
+                checked += 1
+    assert checked >= 3 * 12      # every float setting of every command
+
+
+def test_a_deeply_nested_run_file_is_a_damaged_run(tmp_path):
+    from tfcharrnn import checkpoints
+    from tfcharrnn.errors import RunError
+    (tmp_path / "config.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(RunError, match="config.json is not a tfcharrnn file"):
+        checkpoints.load_run_config(str(tmp_path))
+    (tmp_path / "vocab.json").write_text("{\"a\": " * 50000 + "1" + "}" * 50000)
+    with pytest.raises(RunError, match="vocab.json is not a tfcharrnn file"):
+        checkpoints.load_vocab(str(tmp_path))

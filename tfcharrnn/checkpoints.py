@@ -77,6 +77,9 @@ def _read_json(run_dir: str, name: str):
             return json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is not valid JSON ({e}); restore it or retrain") from None
+    except RecursionError:               # valid JSON nested thousands of levels deep
+        raise RunError(f"{path} is not a tfcharrnn file (its JSON is nested too deep); "
+                       f"restore it or retrain") from None
 
 
 def load_run_config(run_dir: str) -> RunConfig:
@@ -86,7 +89,7 @@ def load_run_config(run_dir: str) -> RunConfig:
         if not isinstance(d, dict):
             raise ValueError("expected a JSON object")
         return RunConfig.from_dict(d)
-    except (ValueError, TypeError, UsageError) as e:
+    except (ValueError, TypeError, UsageError, RecursionError) as e:
         raise RunError(f"{os.path.join(run_dir, CONFIG_FILE)} is not a valid run config: {e}"
                        ) from None
 
@@ -95,7 +98,7 @@ def load_vocab(run_dir: str):
     d = _read_json(run_dir, VOCAB_FILE)
     try:
         return vocab_from_dict(d)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RecursionError) as e:
         raise RunError(f"{os.path.join(run_dir, VOCAB_FILE)} is not a valid vocabulary: {e}"
                        ) from None
 

@@ -7,6 +7,7 @@ from a flag, a test or a `config.json`.
 """
 
 import dataclasses
+import math
 import os
 from typing import Optional
 from tfcharrnn.errors import UsageError
@@ -36,6 +37,15 @@ def _positive(name, value):
     if value is None or value < 1:
         raise UsageError(f"--{name} must be a positive integer, got {value}; "
                          f"pass --{name}=1 or more")
+
+
+def _finite_floats(config):
+    """NaN and the infinities are refused for every float setting (absl's float flags parse
+    'inf' and 'nan': --learning_rate=inf would run and diverge)."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--{field.name} must be a finite number, got {value}")
 
 
 def _choice(name, value, choices):
@@ -68,6 +78,7 @@ class DataConfig:
         return self.level == "word" if self.lowercase is None else self.lowercase
 
     def __post_init__(self):
+        _finite_floats(self)
         _choice("level", self.level, LEVELS)
         _choice("data_format", self.data_format, DATA_FORMATS)
         _choice("encoding_errors", self.encoding_errors, ENCODING_ERRORS)
@@ -100,6 +111,7 @@ class ModelConfig:
     #                             or auto (resolved by models/devices.py before a model is built)
 
     def __post_init__(self):
+        _finite_floats(self)
         _choice("backend", self.backend, BACKENDS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("model", self.model, MODELS)
@@ -137,6 +149,7 @@ class TrainConfig:
     preset: str = ""                 # the --preset the values came from ("" = none)
 
     def __post_init__(self):
+        _finite_floats(self)
         if not self.learning_rate > 0:
             raise UsageError(f"--learning_rate must be positive, got {self.learning_rate}")
         if not 0 < self.decay_rate <= 1:
@@ -175,6 +188,7 @@ class DistributeConfig:
     startup_timeout: float = 300.0   # multi-worker: seconds to wait for every worker to come up
 
     def __post_init__(self):
+        _finite_floats(self)
         _choice("distribution_strategy", self.distribution_strategy, STRATEGIES)
         if self.num_replicas is None or self.num_replicas < 0:
             raise UsageError(f"--num_replicas must be 0 (every GPU) or more, "
@@ -277,6 +291,7 @@ class SampleConfig:
     precision: str = ""              # of the matrix products ("" = the run's)
 
     def __post_init__(self):
+        _finite_floats(self)
         _choice("checkpoint", self.checkpoint, CHECKPOINT_CHOICES)
         _choice("sampling", self.sampling, SAMPLING_METHODS)
         _precision(self.precision)
