@@ -99,3 +99,14 @@ def word_run(tmp_path_factory):
                          model__hidden_size=48, train__max_steps=150, train__eval_every=50)
     train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
     return config
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for a module's page tests (browser.py; skips without it, except
+    under CI)."""
+    from browser import chrome, require_chromium
+    require_chromium()
+    driver = chrome()
+    yield driver
+    driver.quit()

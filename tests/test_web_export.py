@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from browser import StaticServer, chrome, require_chromium, wait_for
+from browser import StaticServer, wait_for
 from conftest import ROOT, tiny_config
 
 from tfcharrnn import checkpoints, sample_lib, score_lib, train_lib
@@ -255,14 +255,6 @@ def test_runtime_unit_tests_pass_in_node():
 
 
 # ---- the page, in headless Chromium ----
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    driver = chrome()
-    yield driver
-    driver.quit()
-
 
 def open_page(driver, url):
     driver.get(url)

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from browser import ServerProcess, chrome, require_chromium, wait_for
+from browser import ServerProcess, wait_for
 from conftest import ROOT
 
 MAX_LENGTH = 1_000_000   # tokens: ~30 s for the tiny model, so a request still runs when dropped
@@ -23,14 +23,6 @@ def server(served_run):
     process.run_dir = served_run.train.checkpoint_dir
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    driver = chrome()
-    yield driver
-    driver.quit()
 
 
 def post(server, path, body):

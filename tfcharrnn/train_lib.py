@@ -182,7 +182,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
     vocab = data.vocab
     own_rows = replicas.local_rows(dc.batch_size)       # the streams this worker reads
     # Before the model: another vocabulary would make the first collective fail on shapes.
-    replicas.check_same_data(prepared.fingerprint(vocab, data.train, data.val))
+    replicas.check_same_data(lambda: prepared.fingerprint(vocab, data.train, data.val))
 
     keras.utils.set_random_seed(tc.seed)
     tf.config.experimental.enable_op_determinism()

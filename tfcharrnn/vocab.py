@@ -43,14 +43,21 @@ class CharVocab:
 
     @classmethod
     def from_text(cls, text: str, lowercase: bool = False) -> "CharVocab":
-        seen = np.zeros(0, bool)                          # seen[cp]: code point cp occurs
-        for chunk in _chunks(text, lowercase):
+        return cls.from_chunks(_chunks(text, lowercase), lowercase)[0]
+
+    @classmethod
+    def from_chunks(cls, chunks, lowercase: bool = False) -> tuple:
+        """(the vocabulary of text given as pieces, already lowercased if `lowercase`; the
+        number of characters): one pass, memory bounded by a piece (`prepare` streams)."""
+        seen, total = np.zeros(0, bool), 0                # seen[cp]: code point cp occurs
+        for chunk in chunks:
             cps = _codepoints(chunk)
+            total += len(cps)
             if len(cps):
                 counts = np.bincount(cps, minlength=len(seen))
                 counts[:len(seen)] += seen
                 seen = counts > 0
-        return cls((chr(c) for c in np.flatnonzero(seen)), lowercase)
+        return cls((chr(c) for c in np.flatnonzero(seen)), lowercase), total
 
     def __len__(self):
         return len(self.tokens)

@@ -80,12 +80,13 @@ class Replicas:
         lo = self.cluster.index * local * per
         return lo, lo + local * per
 
-    def check_same_data(self, fingerprint: int):
+    def check_same_data(self, fingerprint):
         """Every worker must train on the chief's data: compares this worker's fingerprint
-        (an int64 of its vocabulary and ids) with the chief's. A collective."""
+        (fingerprint() -> an int64 of its vocabulary and ids, computed only with several
+        workers) with the chief's. A collective."""
         if self.cluster.num_workers == 1:
             return
-        mine = tf.Variable(tf.constant(fingerprint, tf.int64), trainable=False)
+        mine = tf.Variable(tf.constant(fingerprint(), tf.int64), trainable=False)
         chiefs = tf.Variable(mine)
         self.broadcast_from_chief([chiefs])
         if int(chiefs.numpy()) != int(mine.numpy()):

@@ -38,10 +38,6 @@ WORK_CHARS = 1 << 20          # word level: text per task handed to a worker
 MIN_POOL_TASKS = 4            # fewer tasks than this are tokenized in this process
 
 
-def is_prepared(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "meta.json"))
-
-
 class SplitWriter:
     """Writes a stream of ids to train.bin, val.bin and test.bin by position."""
 
@@ -92,18 +88,11 @@ def _lowered(pieces, lowercase: bool):
         yield piece.lower() if lowercase else piece
 
 
-def prepare_chars(files, dc, directory: str, log) -> tuple:
-    from tfcharrnn.vocab import CharVocab, _codepoints
+def prepare_chars(files, dc, directory: str) -> tuple:
+    from tfcharrnn.vocab import CharVocab
     lowercase = dc.resolved_lowercase
-    seen, total = np.zeros(0, bool), 0
-    for piece in _lowered(_char_documents(files, dc), lowercase):
-        cps = _codepoints(piece)
-        total += len(cps)
-        if len(cps):
-            counts = np.bincount(cps, minlength=len(seen))
-            counts[:len(seen)] += seen
-            seen = counts > 0
-    vocab = CharVocab((chr(c) for c in np.flatnonzero(seen)), lowercase)
+    vocab, total = CharVocab.from_chunks(_lowered(_char_documents(files, dc), lowercase),
+                                         lowercase)
     writer = SplitWriter(directory, total, tokenfile.id_dtype(len(vocab)), dc.val_fraction,
                          dc.test_fraction)
     try:
@@ -311,7 +300,7 @@ def prepare(dc, out_dir: str, workers: int = 0, overwrite: bool = False, log=Non
 
 def _prepare_into(files, dc, directory: str, workers: int, log) -> dict:
     if dc.level == "char":
-        vocab, counts = prepare_chars(files, dc, directory, log)
+        vocab, counts = prepare_chars(files, dc, directory)
     else:
         vocab, counts = prepare_words(files, dc, directory, workers, log)
     sizes = {name: tokenfile.header(os.path.join(directory, f"{name}.bin"))[1]

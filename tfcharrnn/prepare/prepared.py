@@ -20,7 +20,7 @@ NOTED_BYTES = 64 << 20     # preparing more than this is announced
 
 
 def is_prepared(path: str) -> bool:
-    return os.path.isdir(path) and prepare_lib.is_prepared(path)
+    return os.path.isfile(os.path.join(path, "meta.json"))
 
 
 def read_meta(directory: str) -> dict:

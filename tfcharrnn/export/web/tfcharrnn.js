@@ -579,7 +579,7 @@ export class Model {
     const losses = [];
     for (let t = 0; t + 1 < ids.length; t++) {
       const logits = this._advance(ids[t], state);
-      losses.push(-logSoftmaxAt(logits, ids[t + 1]));
+      losses.push(-logSoftmax(logits)[ids[t + 1]]);
     }
     const total = losses.reduce((a, b) => a + b, 0);
     const perToken = [];
@@ -679,14 +679,6 @@ export class Model {
 }
 
 // ---- helpers ----
-
-function logSoftmaxAt(logits, target) {
-  let top = -Infinity;
-  for (const l of logits) if (l > top) top = l;
-  let sum = 0;
-  for (const l of logits) sum += Math.exp(l - top);
-  return logits[target] - top - Math.log(sum);
-}
 
 function logSoftmax(logits) {
   let top = -Infinity;
