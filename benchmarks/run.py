@@ -42,19 +42,23 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+sys.path.insert(0, os.path.dirname(HERE))
+from tfcharrnn.models import cells  # noqa: E402  (the registry: no TensorFlow)
+
+CELLS = cells.NAMES
 CONFIGS = {"2x512": dict(hidden_size=512, batch_size=64, seq_len=100),
            "2x128": dict(hidden_size=128, batch_size=32, seq_len=50)}
 EMBEDDING, LAYERS, VOCAB = 64, 2, 65
 
 
 def forward_flops_per_char(cell: str, hidden: int) -> float:
-    """Multiply-adds x 2 of one token's forward pass: every layer's input and recurrent
-    products and the softmax layer (the embedding is a lookup)."""
+    """Multiply-adds x 2 of one token's forward pass: every weight matrix of every layer (the
+    cell's W_* parameters) and of the softmax layer (the embedding is a lookup)."""
     flops, inputs = 0, EMBEDDING
     for _ in range(LAYERS):
-        flops += 2 * (inputs + hidden) * GATES[cell] * hidden
+        shapes = cells.get(cell).parameters(inputs, hidden)
+        flops += sum(2 * shape[0] * shape[1] for name, shape in shapes.items()
+                     if name.startswith("W_"))
         inputs = hidden
     return flops + 2 * hidden * VOCAB
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import build_model
+from tfcharrnn.models import build_model, cells
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
@@ -27,7 +27,7 @@ def _load_run():
     return module
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_flops_per_char_count_every_weight_matrix_of_the_real_model(cell):
     run = _load_run()
     hidden = 24
@@ -38,7 +38,7 @@ def test_flops_per_char_count_every_weight_matrix_of_the_real_model(cell):
     # One multiply-add per weight of every matrix a token goes through; the embedding is a
     # lookup and the biases are additions.
     matrices = [v for v in model.trainable_variables if v.name.startswith("W_")]
-    assert len(matrices) == 2 * run.LAYERS + 1
+    assert len(matrices) == (2 if model.cell.recurrent else 1) * run.LAYERS + 1
     expected = sum(2 * int(np.prod(v.shape)) for v in matrices)
     assert run.forward_flops_per_char(cell, hidden) == expected
     assert run.train_flops_per_char(cell, hidden) == 3 * expected

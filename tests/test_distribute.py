@@ -479,7 +479,7 @@ def test_checkpoint_files_orphaned_by_a_kill_are_removed_at_the_next_save(run_co
 def test_on_a_gpu_keras_lstm_and_gru_leave_their_loop_to_keras(cell, monkeypatch):
     import keras
     from tfcharrnn.config import ModelConfig
-    from tfcharrnn.models import bptt, build_model, devices
+    from tfcharrnn.models import build_model, cells, devices
     config = ModelConfig(backend="keras", model=cell, num_layers=2, hidden_size=12,
                          embedding_size=6)
     ids = tf.constant(np.random.default_rng(0).integers(0, 9, (3, 7)), tf.int32)
@@ -493,9 +493,9 @@ def test_on_a_gpu_keras_lstm_and_gru_leave_their_loop_to_keras(cell, monkeypatch
     cpu_model = build_model(config, 9)
     want_logits, want_grads = run(cpu_model)
     kernels, keras_calls = [], []
-    real_run_sequence = bptt.run_sequence
-    monkeypatch.setattr(bptt, "run_sequence", lambda *a: kernels.append(1) or
-                        real_run_sequence(*a))
+    real_sequence = cells.get(cell).sequence
+    monkeypatch.setattr(cells.get(cell), "sequence", lambda *a: kernels.append(1) or
+                        real_sequence(*a))
     real_backend = getattr(keras.src.backend, cell, None)
 
     def keras_cudnn(*args, **kwargs):  # Keras' cuDNN entry point; no cuDNN here
@@ -510,7 +510,7 @@ def test_on_a_gpu_keras_lstm_and_gru_leave_their_loop_to_keras(cell, monkeypatch
         a.assign(b)
     kernels.clear()
     got_logits, got_grads = run(gpu_model)
-    if cell == "rnn":   # no cuDNN path in Keras: the loop runs on the GPU
+    if not cells.get(cell).cudnn:   # no cuDNN path in Keras: the loop runs on the GPU
         assert kernels and not keras_calls
     else:
         assert keras_calls and not kernels

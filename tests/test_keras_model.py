@@ -6,9 +6,9 @@ import tensorflow as tf
 
 from tfcharrnn import steps
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import build_model, inference
+from tfcharrnn.models import build_model, cells, inference
 
-CELLS = ["rnn", "gru", "lstm"]
+CELLS = cells.NAMES
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -20,7 +20,7 @@ def test_two_windows_with_carried_state_equal_one_pass(cell):
     first, state = model(ids[:, :7], model.initial_state(3))
     second, state = model(ids[:, 7:], state)
     np.testing.assert_allclose(tf.concat([first, second], 1), full_logits, atol=1e-5)
-    assert len(state) == len(full_state) == (4 if cell == "lstm" else 2)
+    assert len(state) == len(full_state) == 2 * cells.get(cell).state_size
     for a, b in zip(state, full_state):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -76,7 +76,8 @@ def test_step_by_step_equals_the_full_sequence(backend, cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_bptt_kernel_equals_keras_own_loop_values_and_gradients(cell):
-    """The Keras layers run `bptt.py` in `inner_loop`; Keras' generic loop is the reference."""
+    """The Keras layers run the cell's own loop (the hand-written kernels of cells/, or the
+    minGRU's scan) in `inner_loop`; Keras' generic loop is the reference."""
     rng = np.random.default_rng(5)
     config = ModelConfig(backend="keras", model=cell, num_layers=2, hidden_size=6,
                          embedding_size=3)

@@ -10,11 +10,11 @@ import tensorflow as tf
 import numpy_reference
 from tfcharrnn import steps
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import bptt, build_model
+from tfcharrnn.models import build_model, cells, ops, stacked
 from tfcharrnn.models.manual import ManualRNN, rnn_cell, rnn_logits
 from tfcharrnn.models.weight_mapping import keras_to_manual, manual_to_keras
 
-CELLS = ["rnn", "gru", "lstm"]
+CELLS = cells.NAMES
 
 
 def randomize(model, rng, scale=0.5):
@@ -110,7 +110,7 @@ def test_manual_and_keras_agree_over_windows_with_carried_state(cell):
 @pytest.mark.parametrize("training", [True, False], ids=["bptt-kernels", "wavefront"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradients_equal_central_finite_differences(cell, training):
-    """Training runs the hand-written backward passes of bptt.py; evaluation runs the layers
+    """Training runs the hand-written backward passes of cells/; evaluation runs the layers
     as one wavefront loop (autodiff), which `score` and others may differentiate too."""
     rng = np.random.default_rng(3)
     config = ModelConfig(backend="manual", model=cell, num_layers=2, hidden_size=3,
@@ -172,8 +172,9 @@ def test_dropout_masks_are_reproducible_and_only_in_training():
 
 
 def test_rnn_batch_halves_equal_one_loop_values_and_gradients(monkeypatch):
-    """Large basic RNNs run the two halves of the batch as two loops (bptt.py); the outputs,
+    """Large basic RNNs run the two halves of the batch as two loops (cells/rnn.py); the outputs,
     final state and every gradient must equal one loop over the whole batch."""
+    from tfcharrnn.models.cells import rnn as rnn_module
     rng = np.random.default_rng(11)
     xw = tf.constant(rng.normal(0, 1, (4, 6, 5)), tf.float32)        # [T, B, H]
     w_hidden = tf.constant(rng.normal(0, 0.5, (5, 5)), tf.float32)
@@ -182,13 +183,13 @@ def test_rnn_batch_halves_equal_one_loop_values_and_gradients(monkeypatch):
     probe_h = tf.constant(rng.normal(0, 1, (6, 5)), tf.float32)
 
     def run(min_units):
-        monkeypatch.setattr(bptt, "_SPLIT_MIN_UNITS", min_units)
+        monkeypatch.setattr(rnn_module, "_SPLIT_MIN_UNITS", min_units)
 
         @tf.function
         def values_and_grads(xw, w_hidden, h0):
             with tf.GradientTape() as tape:
                 tape.watch([xw, w_hidden, h0])
-                hs, (h,) = bptt.run_sequence("rnn", xw, {"W_hidden": w_hidden}, (h0,))
+                hs, (h,) = rnn_module.CELL.sequence({"W_hidden": w_hidden}, xw, (h0,))
                 loss = tf.reduce_sum(probe_hs * hs) + tf.reduce_sum(probe_h * h)
             return [hs, h, *tape.gradient(loss, [xw, w_hidden, h0])]
 
@@ -209,9 +210,9 @@ def test_first_projection_equals_embedding_then_projection(cell, vocab):
     """The first layer projects the V rows of the embedding and looks them up when V is
     smaller than the batch's B*T tokens; values and gradients must be those of embedding the
     tokens and projecting them (also for one-hot inputs, whose table is W_input itself)."""
-    from tfcharrnn.models.manual import first_projection, input_projection
     rng = np.random.default_rng(12)
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    cell = cells.get(cell)
+    gates = cell.gates
     params = {"W_input": tf.constant(rng.normal(0, 1, (vocab, gates * 3)), tf.float32),
               "b_hidden": tf.constant(rng.normal(0, 1, gates * 3), tf.float32),
               "b_input": tf.constant(rng.normal(0, 1, gates * 3), tf.float32)}
@@ -231,25 +232,25 @@ def test_first_projection_equals_embedding_then_projection(cell, vocab):
     time_major = tf.transpose(ids)
     for table, reference_input in [(embedding, lambda: tf.gather(embedding, time_major)),
                                    (None, lambda: tf.one_hot(time_major, vocab))]:
-        got = value_and_grads(lambda: first_projection(params, cell, ids, table))
-        want = value_and_grads(lambda: input_projection(params, cell, reference_input()))
+        got = value_and_grads(lambda: stacked.first_projection(cell, params, ids, table))
+        want = value_and_grads(lambda: cell.project(params, reference_input()))
         assert len(got) == len(want)
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
     if vocab < ids.shape.num_elements():
-        # The table's gradient is one product (manual.lookup), not tf.gather's scatter-add.
+        # The table's gradient is one product (stacked.lookup), not tf.gather's scatter-add.
         graph = tf.function(lambda: value_and_grads(
-            lambda: first_projection(params, cell, ids, embedding))).get_concrete_function().graph
+            lambda: stacked.first_projection(cell, params, ids, embedding))
+        ).get_concrete_function().graph
         kinds = {op.type for op in graph.get_operations()}
         assert "UnsortedSegmentSum" not in kinds and "MatMul" in kinds, kinds
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", [c for c in CELLS if cells.get(c).recurrent])
 def test_weight_dropout_same_in_both_back_ends_and_only_when_training(cell, monkeypatch):
     """--weight_dropout: one DropConnect mask of W_hidden per layer and window. With the masks'
     seeds fixed, both back-ends train through the same dropped weights (parity); evaluation
     uses the full weights; each window draws new masks."""
-    from tfcharrnn.models import cells, keras_rnn, manual as manual_module
     rng = np.random.default_rng(6)
     kwargs = dict(model=cell, num_layers=2, hidden_size=10, embedding_size=4)
     plain = build_model(ModelConfig(backend="keras", **kwargs), vocab_size=8)
@@ -273,8 +274,7 @@ def test_weight_dropout_same_in_both_back_ends_and_only_when_training(cell, monk
         return tf.nn.experimental.stateless_dropout(w, rate, seed=tf.constant([7, len(drawn) % 2],
                                                                                 tf.int64))
 
-    for module in (cells, keras_rnn, manual_module):
-        monkeypatch.setattr(module, "drop_connect", fixed, raising=False)
+    monkeypatch.setattr(ops, "drop_connect", fixed)
     outputs = {}
     for backend, model in dropped.items():
         drawn.clear()
@@ -283,10 +283,22 @@ def test_weight_dropout_same_in_both_back_ends_and_only_when_training(cell, monk
     np.testing.assert_allclose(outputs["keras"], outputs["manual"], atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", [c for c in CELLS if not cells.get(c).recurrent])
+def test_weight_dropout_is_refused_for_a_cell_without_recurrent_weights(cell):
+    from tfcharrnn.errors import UsageError
+    for backend in ("keras", "manual"):
+        with pytest.raises(UsageError, match=f"the {cell} cell does not have.*--dropout"):
+            build_model(ModelConfig(backend=backend, model=cell, weight_dropout=0.2), 5)
+
+
+def test_an_unknown_cell_is_an_error_at_the_lookup():
+    with pytest.raises(ValueError, match="unknown cell 'lstmm': expected one of rnn, gru"):
+        cells.get("lstmm")
+
+
 def test_drop_connect_zeroes_the_rate_and_keeps_the_mean():
-    from tfcharrnn.models.cells import drop_connect
     w = tf.ones([200, 300])
-    out = drop_connect(w, 0.3, tf.constant([1, 2], tf.int64)).numpy()
+    out = ops.drop_connect(w, 0.3, tf.constant([1, 2], tf.int64)).numpy()
     assert abs((out == 0).mean() - 0.3) < 0.01
     np.testing.assert_allclose(out[out != 0], 1 / 0.7, rtol=1e-6)
     assert abs(out.mean() - 1.0) < 0.02

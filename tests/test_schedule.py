@@ -11,7 +11,7 @@ from conftest import tiny_config
 from test_manual_model import randomize
 from tfcharrnn import schedule, steps, train_lib
 from tfcharrnn.config import ModelConfig, TrainConfig
-from tfcharrnn.models import build_model
+from tfcharrnn.models import build_model, cells
 from tfcharrnn.models.weight_mapping import keras_to_manual
 
 
@@ -42,7 +42,7 @@ def test_a_run_logs_the_scheduled_rates(tmp_path, corpus_path):
     np.testing.assert_allclose(logged, want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_weight_decay_trains_both_back_ends_alike_and_spares_the_biases(cell):
     rng = np.random.default_rng(0)
     kwargs = dict(model=cell, num_layers=2, hidden_size=8, embedding_size=4)

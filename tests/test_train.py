@@ -11,7 +11,7 @@ import tensorflow as tf
 from conftest import tiny_config
 from tfcharrnn import checkpoints, train_lib
 from tfcharrnn.errors import RunError, UsageError
-from tfcharrnn.models import build_model
+from tfcharrnn.models import build_model, cells
 from tfcharrnn.vocab import CharVocab
 
 
@@ -40,16 +40,18 @@ def test_same_seed_same_losses(tmp_path, corpus_path):
     assert sa["train_loss"] != sc["train_loss"]
 
 
-@pytest.mark.parametrize("backend", ["keras", "manual"])
+# Both back-ends with the default cell; every other registered cell once.
+@pytest.mark.parametrize("backend,cell", [("keras", "lstm"), ("manual", "lstm")]
+                         + [("keras", c) for c in cells.NAMES if c != "lstm"])
 def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_path,
                                                                             corpus_path,
-                                                                            backend):
+                                                                            backend, cell):
     # 13 steps is mid-epoch (the tiny corpus has 281 batches), so the carried state matters;
     # dropout makes the saved random-number state matter too.
     # --ema_decay: the averaged weights must resume exactly too.
     straight = tiny_config(tmp_path / "straight", corpus_path, train__max_steps=26,
                            model__dropout=0.1, train__eval_every=13, model__backend=backend,
-                           train__ema_decay=0.9)
+                           model__model=cell, train__ema_decay=0.9)
     resumed = dataclasses.replace(straight, train=dataclasses.replace(
         straight.train, checkpoint_dir=str(tmp_path / "resumed"), max_steps=13))
     expected, _ = train(straight)
@@ -212,3 +214,4 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+

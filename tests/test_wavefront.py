@@ -6,7 +6,10 @@ import pytest
 import tensorflow as tf
 
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import build_model, wavefront
+from tfcharrnn.models import build_model, cells, wavefront
+
+# The wavefront runs the cells whose gates read h_{t-1}; the others evaluate layer by layer.
+RECURRENT = [c for c in cells.NAMES if cells.get(c).recurrent]
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ def _check(model, ids, state, outputs, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["keras", "manual"])
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", RECURRENT)
 @pytest.mark.parametrize("layers", [2, 3])
 @pytest.mark.parametrize("rows", ["few", "many"])
 def test_wavefront_equals_layer_by_layer(backend, cell, layers, rows, wavefront_calls,
@@ -76,6 +79,15 @@ def test_training_and_keras_fallback_layers_do_not_use_the_wavefront(wavefront_c
         layer.use_bptt_kernel = True
     model(ids, model.initial_state(2), training=False)
     assert len(wavefront_calls) == 1
+
+
+@pytest.mark.parametrize("cell", [c for c in cells.NAMES if c not in RECURRENT])
+def test_cells_without_recurrent_products_evaluate_layer_by_layer(cell, wavefront_calls):
+    model = build_model(ModelConfig(backend="manual", model=cell, num_layers=2, hidden_size=8,
+                                    embedding_size=4), vocab_size=9)
+    wavefront_calls.clear()
+    model(tf.zeros([2, 4], tf.int32), model.initial_state(2), training=False)
+    assert wavefront_calls == []
 
 
 @pytest.mark.parametrize("backend", ["keras", "manual"])

@@ -7,10 +7,10 @@ import pytest
 
 from conftest import run_command
 from tfcharrnn import checkpoints, corpus
+from tfcharrnn.decoding import sampling
 from tfcharrnn.decoding.jobs import SentenceJob
 from tfcharrnn.decoding.streams import Decoder
 from tfcharrnn.errors import UsageError
-from tfcharrnn.models import inference
 from tfcharrnn.tokenization import WordTokenizer
 from tfcharrnn.vocab import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, WordVocab, \
     vocab_from_dict
@@ -93,7 +93,7 @@ def test_generated_sentences_end_and_never_contain_unknown_tokens(word_run):
     _, vocab, model = checkpoints.restore_model(word_run.train.checkpoint_dir, "latest")
     # The cap leaves real words out, so the model has learned to predict UNKNOWN_TOKEN.
     assert vocab.encode(open(word_run.data.data_path).read()).tolist().count(0) > 100
-    sampler = inference.sampler(model, "sample", seed=3,
+    sampler = sampling.for_model(model, "sample", seed=3,
                                 banned_ids=[vocab.unknown_id, vocab.start_id])
     job = SentenceJob(vocab, "", 16, min_length=2, max_length=30,
                       settings=sampler.settings(16), seed=3)

@@ -11,8 +11,9 @@ import math
 import os
 from typing import Optional
 from tfcharrnn.errors import UsageError
+from tfcharrnn.models import cells
 
-MODELS = ("rnn", "gru", "lstm")
+MODELS = cells.NAMES  # the registry of tfcharrnn/models/cells/
 BACKENDS = ("keras", "manual")
 LEVELS = ("char", "word")
 DATA_FORMATS = ("auto", "text", "csv")
@@ -101,7 +102,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     backend: str = "keras"     # "keras" (Keras RNN layers) or "manual" (explicit weights and loop)
-    model: str = "lstm"        # recurrent cell: "rnn", "gru" or "lstm"
+    model: str = "lstm"        # recurrent cell: a name in MODELS (rnn, gru, lstm, ...)
     num_layers: int = 2        # stacked recurrent layers
     hidden_size: int = 256     # units per recurrent layer
     embedding_size: int = 64   # token embedding width (0 = one-hot input)

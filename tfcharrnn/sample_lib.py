@@ -20,6 +20,7 @@ from tfcharrnn.config import SampleConfig
 from tfcharrnn.decoding import interactive
 from tfcharrnn.decoding.beam_search import BeamSearch
 from tfcharrnn.decoding.jobs import MAX_ATTEMPTS, CharJob, SentenceJob, prime_ids
+from tfcharrnn.decoding import sampling
 from tfcharrnn.decoding.sampling import StopAt
 from tfcharrnn.decoding.streams import Decoder
 from tfcharrnn.errors import UsageError
@@ -59,7 +60,7 @@ def check_request(config: SampleConfig, vocab, flag=lambda name: f"--{name}"):
 def sampler(model, vocab, config: SampleConfig, chunk: int = 256):
     """The sampler of `config`'s settings; word level bans UNKNOWN_TOKEN and SENTENCE_START."""
     banned = [vocab.unknown_id, vocab.start_id] if vocab.level == "word" else []
-    return inference.sampler(model, config.sampling, config.temperature, config.top_k,
+    return sampling.for_model(model, config.sampling, config.temperature, config.top_k,
                              config.seed, top_p=config.top_p, banned_ids=banned, chunk=chunk)
 
 

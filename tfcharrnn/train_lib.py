@@ -23,7 +23,8 @@ from tfcharrnn.prepare import prepared
 from tfcharrnn.config import RunConfig, differing_fields
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.interrupts import GracefulStop
-from tfcharrnn.models import build_model, devices, inference
+from tfcharrnn.decoding import sampling
+from tfcharrnn.models import build_model, devices
 from tfcharrnn.run_lock import LOCK_FILE, RunLock
 from tfcharrnn.summaries import SummaryWriter
 
@@ -235,7 +236,7 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
 
     train_fn = replicas.compile_train_step(model, optimizer, tc.grad_clip)
     eval_fn = replicas.compile_eval_step(model)
-    preview = inference.sampler(model, "sample", seed=tc.seed) if chief else None
+    preview = sampling.for_model(model, "sample", seed=tc.seed) if chief else None
     preview_prime = vocab.start_ids()[None, :]
 
     def zero_state():

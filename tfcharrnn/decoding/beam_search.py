@@ -22,6 +22,8 @@ Beam search is a heuristic: a wider beam usually, not provably, finds a more lik
 import numpy as np
 import tensorflow as tf
 
+from tfcharrnn.decoding import sampling
+
 ALPHA = 0.7
 
 
@@ -36,9 +38,7 @@ class BeamSearch:
 
     def _feed_impl(self, ids, state, weights):
         """ids [1, P] -> log-probabilities [1, V] of the next token, state."""
-        logits, state = self._step_fn(ids[:, 0], state, weights)
-        for t in tf.range(1, tf.shape(ids)[1]):
-            logits, state = self._step_fn(ids[:, t], state, weights)
+        logits, state = sampling.feed(self._step_fn, ids, state, weights)
         return tf.nn.log_softmax(tf.cast(logits, tf.float32)), state
 
     def _step_impl(self, tokens, state, weights, rows):

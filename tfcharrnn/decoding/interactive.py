@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from tfcharrnn.models import inference
+from tfcharrnn.decoding import sampling
 from tfcharrnn.decoding.sampling import StopAt
 
 PROMPT = "> "
@@ -25,7 +25,7 @@ class Conversation:
     def __init__(self, config, vocab, model):
         self.config, self.vocab, self.model = config, vocab, model
         banned = [vocab.unknown_id, vocab.start_id] if vocab.level == "word" else []
-        self.sampler = inference.sampler(model, config.sampling, config.temperature,
+        self.sampler = sampling.for_model(model, config.sampling, config.temperature,
                                          config.top_k, config.seed, banned_ids=banned,
                                          top_p=config.top_p)
         self.reset()

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tfcharrnn.decoding import noise
 from tfcharrnn.errors import UsageError
+from tfcharrnn.models import inference
 
 METHODS = ("argmax", "sample", "top_k", "top_p")
 
@@ -109,12 +110,66 @@ def choose_next(logits, settings: Settings, uniform, banned=None):
     return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
 
 
+def feed(step_fn, ids, state, weights):
+    """Runs ids [B, P] (P >= 1) through step_fn (in a traced function); returns the logits
+    after the last one [B, V] and the state. The one prompt loop of sampling, beam search and
+    the exported model."""
+    logits, state = step_fn(ids[:, 0], state, weights)
+    _, logits, state = tf.while_loop(
+        lambda t, *_: t < tf.shape(ids)[1],
+        lambda t, logits, state: (t + 1, *step_fn(ids[:, t], state, weights)),
+        (tf.constant(1), logits, list(state)))
+    return logits, state
+
+
+def draw_loop(step_fn, weights, logits, state, keys, counters, settings: Settings, n, size,
+              banned=None, forced=None, forced_n=None):
+    """n steps of every row (in a traced function): row b takes forced[b, i] while
+    i < forced_n[b], then draws with its settings, its j-th drawn token with the numbers of
+    (keys[b], counters[b] + j), and feeds each token to step_fn. The one draw loop of the
+    sampler's compiled chunks and the exported model's `generate`.
+
+    Args: logits [B, V] and state after each row's last token; keys uint32 [B]; counters
+      int64 [B]; n int32 scalar <= size; banned bool [V] or None; forced int32 [B, size] and
+      forced_n int64 [B], or None (nothing forced).
+    Returns: tokens int32 [B, size] of which the first n are set, the logits, the state.
+    """
+    vocab = logits.shape[-1]
+
+    def body(i, tokens, logits, state):
+        step = tf.cast(i, tf.int64)
+        if forced is None:
+            token = choose_next(logits, settings, noise.uniform(keys, counters + step, vocab),
+                                banned)
+        else:
+            drawn_before = counters + tf.maximum(step - forced_n, 0)           # [B]
+            uniform = noise.uniform(keys, drawn_before, vocab)
+            token = tf.where(step < forced_n, forced[:, i],
+                             choose_next(logits, settings, uniform, banned))
+        logits, state = step_fn(token, state, weights)
+        return i + 1, tokens.write(i, token), logits, state
+
+    # A loop on a tensor n with no maximum_iterations: XLA would take that as a constant and
+    # compile again for each n (~0.5 s each).
+    _, tokens, logits, state = tf.while_loop(
+        lambda i, *_: i < n, body,
+        (tf.constant(0), tf.TensorArray(tf.int32, size=size, element_shape=logits.shape[:1]),
+         logits, list(state)))
+    return tf.transpose(tokens.stack()), logits, state                   # [B, size]
+
+
+def for_model(model, *args, **kwargs) -> "Sampler":
+    """A `Sampler` over a model's folded one-token step (`models/inference.py`):
+    Sampler(step, *args, weights_fn=..., **kwargs)."""
+    step, weights_fn = inference.step_functions(model)
+    return Sampler(step, *args, weights_fn=weights_fn, **kwargs)
+
+
 class Sampler:
     """Feeds prime tokens, then samples, in compiled chunks.
 
     Usage:
-      step_fn, weights_fn = inference.step_functions(model)
-      sampler = Sampler(step_fn, "sample", temperature=0.8, seed=1, weights_fn=weights_fn)
+      sampler = for_model(model, "sample", temperature=0.8, seed=1)
       for tokens in sampler.generate(prime_ids, state, length=500):   # each [B, <=chunk]
           ...
     The method, temperature, top_k, top_p and seed given here are what `generate` uses; `draw`
@@ -147,11 +202,7 @@ class Sampler:
         return Settings.of(self._method, self._temperature, self._top_k, self._top_p, rows)
 
     def _feed_impl(self, ids, state, weights):
-        """Runs ids [B, P] (P >= 1) through the model; returns logits after the last one."""
-        logits, state = self._step_fn(ids[:, 0], state, weights)
-        for t in tf.range(1, tf.shape(ids)[1]):
-            logits, state = self._step_fn(ids[:, t], state, weights)
-        return logits, state
+        return feed(self._step_fn, ids, state, weights)
 
     def _draw_impl(self, logits, state, weights, rows_int, rows_float, forced, n):
         """Runs n <= chunk steps of every row; see `draw`. The rows' settings come packed
@@ -167,25 +218,12 @@ class Sampler:
         state = [tf.where(start, tf.zeros_like(s), s) for s in state]
         settings = Settings(temperature=rows_float[:, 0], top_k=tf.cast(rows_int[:, 2], tf.int32),
                             top_p=rows_float[:, 1], greedy=rows_int[:, 3] > 0)
-        tokens = tf.TensorArray(tf.int32, size=self.chunk, element_shape=logits.shape[:1])
         banned = None
         if self._banned:
             banned = tf.scatter_nd(tf.constant([[i] for i in self._banned]),
                                    tf.ones([len(self._banned)], tf.bool), tf.shape(logits)[-1:])
-        # A `while` on a tensor, not `for i in tf.range(n)`: AutoGraph gives the latter
-        # maximum_iterations=n, which XLA takes as a constant, compiling again for each n
-        # (~0.5 s each).
-        i = tf.constant(0)
-        while i < n:
-            step = tf.cast(i, tf.int64)
-            drawn_before = counters + tf.maximum(step - forced_n, 0)           # [B]
-            uniform = noise.uniform(keys, drawn_before, logits.shape[-1])
-            token = tf.where(step < forced_n, forced[:, i],
-                             choose_next(logits, settings, uniform, banned))
-            tokens = tokens.write(i, token)
-            logits, state = self._step_fn(token, state, weights)
-            i += 1
-        return tf.transpose(tokens.stack()), logits, state   # [B, chunk]
+        return draw_loop(self._step_fn, weights, logits, state, keys, counters, settings, n,
+                         self.chunk, banned, forced, forced_n)
 
     def prime(self, prime_ids, state, weights=None):
         """Runs prime_ids [B, P] (P >= 1) through the model from `state`; returns the logits

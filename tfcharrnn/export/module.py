@@ -106,10 +106,7 @@ class ExportModule(tf.Module):
 
     def _run(self, ids, state):
         """Feeds ids [B, T] (T >= 1); returns the logits after the last [B, V], state."""
-        logits, state = self._step_fn(ids[:, 0], state, self.weights)
-        for t in tf.range(1, tf.shape(ids)[1]):
-            logits, state = self._step_fn(ids[:, t], state, self.weights)
-        return logits, state
+        return sampling.feed(self._step_fn, ids, state, self.weights)
 
     # ---- signatures ----
 
@@ -122,19 +119,15 @@ class ExportModule(tf.Module):
             ids = self._encode(prime[None])[0][:-1]      # the sentence is left open
         ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: self.start_ids)
         logits, state = self._run(ids[None], self._zero_state(1))
-        tokens = tf.TensorArray(tf.int32, size=length)
         keys = noise.row_keys(seed, 1)                          # the one stream's key
         greedy = tf.reshape(temperature <= 0, [1])
         settings = sampling.Settings(
             temperature=tf.where(greedy, 1.0, tf.reshape(temperature, [1])),
             top_k=tf.zeros([1], tf.int32), top_p=tf.ones([1]), greedy=greedy)
-        for i in tf.range(length):
-            uniform = noise.uniform(keys, tf.reshape(tf.cast(i, tf.int64), [1]),
-                                    self.vocab_size)
-            token = sampling.choose_next(logits, settings, uniform, self.banned)
-            tokens = tokens.write(i, token[0])
-            logits, state = self._step_fn(token, state, self.weights)
-        text = tf.strings.reduce_join(tf.gather(self.display, tokens.stack()))
+        tokens, _, _ = sampling.draw_loop(self._step_fn, self.weights, logits, state, keys,
+                                          tf.zeros([1], tf.int64), settings, length,
+                                          tf.maximum(length, 0), self.banned)     # [1, length]
+        text = tf.strings.reduce_join(tf.gather(self.display, tokens[0]))
         return {"text": prime + text}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])

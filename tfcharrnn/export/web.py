@@ -22,6 +22,7 @@ import shutil
 
 import numpy as np
 
+from tfcharrnn.models import cells
 from tfcharrnn.config import SampleConfig, ServeConfig
 
 FORMAT = "tfcharrnn-web"
@@ -33,7 +34,6 @@ PAGE = os.path.join(os.path.dirname(HERE), "serve", "static")
 PAGE_FILES = ("app.js", "style.css", "surprise.js")          # shared with the server's page
 # The page's browser back-end (web/static/): its entry point, the worker and what it runs.
 RUNTIME_FILES = ("main.js", "browser.js", "worker.js", "requests.js")
-GATE_ORDER = {"rnn": ["h"], "gru": ["z", "r", "n"], "lstm": ["i", "f", "g", "o"]}
 
 
 def named_weights(model) -> list:
@@ -42,9 +42,8 @@ def named_weights(model) -> list:
     named = []
     if embedding is not None:
         named.append(("embedding", embedding))
+    keys = list(model.cell.parameters(1, 1))            # the cell's names, in its order
     for i, params in enumerate(layers):
-        keys = ["W_input", "W_hidden", "b_hidden"] + (["b_input"] if "b_input" in params
-                                                      else [])
         named.extend((f"layer_{i}/{key}", params[key]) for key in keys)
     named.extend((f"softmax/{key}", softmax[key]) for key in ("W_softmax", "b_softmax"))
     return [(name, np.asarray(value, np.float32)) for name, value in named]
@@ -101,7 +100,8 @@ def model_json(run, manifest: list, weights_dtype: str, parameters: int) -> dict
         "topology": {"cell": model.model, "layers": model.num_layers,
                      "units": model.hidden_size,
                      "embedding_size": model.embedding_size,
-                     "vocab_size": len(run.vocab), "gate_order": GATE_ORDER[model.model],
+                     "vocab_size": len(run.vocab),
+                     "gate_order": list(cells.get(model.model).gate_names),
                      "gru_reset_after": model.model == "gru"},
         "vocabulary": vocabulary(run.vocab),
         "facts": {"backend": model.backend, "precision": model.precision,

@@ -2,7 +2,7 @@
 
 On a GPU the Keras back-end's LSTM and GRU layers hand their loop back to Keras, whose
 `inner_loop` runs cuDNN's fused kernels there (`keras/src/backend/tensorflow/rnn.py`:
-`cudnn_ok`, `_is_gpu_available`); the hand-written kernels of `bptt.py` are for CPUs. The
+`cudnn_ok`, `_is_gpu_available`); the hand-written kernels of `cells/` are for CPUs. The
 basic RNN (Keras has no cuDNN path for it) and the manual back-end run their own loops on
 whatever device TensorFlow places them, the GPU included. The weights are the same variables
 either way, so checkpoints move between CPU and GPU runs.

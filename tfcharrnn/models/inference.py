@@ -9,56 +9,41 @@ with XLA (`decoding/sampling.py`), and this step is written for that:
     naive loop (2 x 512 LSTM, one stream: ~5,000 tokens/s with the add, ~9,000 folded);
   - a GRU layer is two, [x, 1] @ [W_input; b_input] and [h, 1] @ [W_hidden; b_hidden], because
     its reset gate multiplies the recurrent part alone.
-The gate arithmetic is `cells.py`'s, as in the manual back-end. In mixed precision the folded
+Each cell folds its own weights and runs its own equations (`Cell.fold`, `Cell.folded_step`). In mixed precision the folded
 weights are rounded to the compute dtype once, and each product takes its input rounded to
-it and gives float32 back (`cells.matmul`), as in training. The sampler folds the weights once per `generate()` call
+it and gives float32 back (`ops.matmul`), as in training. The sampler folds the weights once per `generate()` call
 (`fold_weights`, ~2 ms for the 2 x 512 LSTM) and passes them into its compiled calls, so they
 always hold the variables' current values and no compiled call repeats the folding.
 """
 
 import tensorflow as tf
 
-from tfcharrnn.decoding import sampling
-from tfcharrnn.models import cells
-
-
-def _with_ones(x):
-    """[B, K] -> [B, K + 1]: the input row that picks up a folded bias row."""
-    return tf.concat([x, tf.ones_like(x[:, :1])], axis=-1)
-
-
-def _fold(*rows):
-    """Stacks weight blocks along the input axis; a 1-D block (a bias) becomes one row."""
-    return tf.concat([r if len(r.shape) == 2 else r[None] for r in rows], axis=0)
+from tfcharrnn.models import ops
+from tfcharrnn.models.cells import base
 
 
 def fold_weights(model) -> dict:
     """The model's current weights, folded for `step`: a dict of tensors (no variables).
 
-    {"embedding": [V, E] or None, "layers": per layer [I + H + 1, G*H] (GRU: a pair
-    [I + 1, 3H], [H + 1, 3H]), "logits": [H + 1, V]}.
+    {"embedding": [V, E] or None, "layers": per layer what `Cell.fold` gives (one
+    [I + H + 1, G*H] product; the GRU a pair [I + 1, 3H], [H + 1, 3H]), "logits": [H + 1, V]}.
     """
     embedding, layers, softmax = model.step_weights()
-    compute = cells.compute_dtype(model.config.precision)
-    if model.config.model == "gru":
-        folded = [(cells.lowered(_fold(p["W_input"], p["b_input"]), compute),
-                   cells.lowered(_fold(p["W_hidden"], p["b_hidden"]), compute)) for p in layers]
-    else:
-        folded = [cells.lowered(_fold(p["W_input"], p["W_hidden"], p["b_hidden"]), compute)
-                  for p in layers]
+    compute = ops.compute_dtype(model.config.precision)
     return {"embedding": None if embedding is None else tf.convert_to_tensor(embedding),
-            "layers": folded, "logits": _fold(softmax["W_softmax"], softmax["b_softmax"])}
+            "layers": [model.cell.fold(p, compute) for p in layers],
+            "logits": base.fold_rows(softmax["W_softmax"], softmax["b_softmax"])}
 
 
 def step_functions(model):
-    """(step, weights_fn) for `sampling.Sampler`: step(tokens int32 [B], state, weights) ->
-    (logits [B, V], new state), no dropout; weights_fn() -> `fold_weights(model)`.
+    """(step, weights_fn) for `decoding.sampling.Sampler`: step(tokens int32 [B], state,
+    weights) -> (logits [B, V], new state), no dropout; weights_fn() -> `fold_weights(model)`.
 
-    `state` is the model's flat state list (per layer h, or h and c).
+    `state` is the model's flat state list (`cell.state_size` tensors per layer).
     """
-    cell, vocab_size = model.config.model, model.vocab_size
-    per_layer = cells.STATES_PER_LAYER[cell]
-    compute = cells.compute_dtype(model.config.precision)
+    cell, vocab_size = model.cell, model.vocab_size
+    per_layer = cell.state_size
+    compute = ops.compute_dtype(model.config.precision)
 
     def step(tokens, state, weights):
         dtype = weights["logits"].dtype
@@ -69,27 +54,11 @@ def step_functions(model):
         new_state = []
         for i, layer in enumerate(weights["layers"]):
             layer_state = tuple(state[i * per_layer:(i + 1) * per_layer])
-            h = layer_state[0]
-            if cell == "gru":
-                w_x, w_h = layer
-                x, layer_state = cells.gru_gates(cells.matmul(_with_ones(x), w_x, compute),
-                                                  cells.matmul(_with_ones(h), w_h, compute),
-                                                  layer_state)
-            else:
-                z = cells.matmul(_with_ones(tf.concat([x, h], axis=-1)), layer,
-                                 compute)                                      # [B, G*H]
-                gates = cells.lstm_gates if cell == "lstm" else cells.rnn_gates
-                x, layer_state = gates(z, layer_state)
+            x, layer_state = cell.folded_step(layer, x, layer_state, compute)  # [B, H]
             new_state.extend(layer_state)
-        return tf.matmul(_with_ones(x), weights["logits"]), new_state       # [B, V]
+        return tf.matmul(base.with_ones(x), weights["logits"]), new_state   # [B, V]
 
     return step, lambda: fold_weights(model)
-
-
-def sampler(model, *args, **kwargs) -> sampling.Sampler:
-    """A `sampling.Sampler` over this model: Sampler(step, *args, weights_fn=..., **kwargs)."""
-    step, weights_fn = step_functions(model)
-    return sampling.Sampler(step, *args, weights_fn=weights_fn, **kwargs)
 
 
 def make_step(model):

@@ -18,74 +18,61 @@ issue-4 note has the runs). The manual back-end uses the same scheme.
 
 Speed: the layers are Keras' own (same weights, same equations, same checkpoints), but their
 `inner_loop`, the hook Keras itself uses to put cuDNN behind an LSTM or GRU layer, runs the
-hand-written backward-through-time kernels of `bptt.py` instead of Keras' generic
+cell's own loop (`cells/`: the classic cells' hand-written backward-through-time kernels)
+instead of Keras' generic
 `tf.while_loop` under autodiff, which on CPU forms every weight gradient as a hundred small
 per-step products. That made the 2 x 512 LSTM train step 1.7x faster. Layers configured
-outside what the kernels compute (masking, go_backwards, built-in dropout, other activations)
-fall back to Keras' loop; a test checks both give the same outputs and gradients. On a GPU
+outside what the cell computes (masking, go_backwards, built-in dropout, other activations:
+`Cell.keras_matches`) fall back to Keras' loop; a test checks both give the same outputs and gradients. On a GPU
 the LSTM and GRU leave their loop to Keras, which runs cuDNN there (`devices.py`), except
-in mixed precision, where the kernels' products run in the low precision (`cells.py`) and
+in mixed precision, where the kernels' products run in the low precision (`ops.py`) and
 the Keras layers stay float32 (no Keras dtype policy).
 """
+
+import functools
 
 import keras
 import tensorflow as tf
 
+from tfcharrnn import models
 from tfcharrnn.config import ModelConfig
-from tfcharrnn.models import devices, manual, wavefront
-from tfcharrnn.models.cells import STATES_PER_LAYER, compute_dtype, drop_connect
+from tfcharrnn.models import devices, ops, stacked
 
 
-class _BPTTKernel:
-    """Mixin for a Keras recurrent layer: `inner_loop` through the `bptt.py` kernels."""
+class _CellLoop:
+    """Mixin for a cell's Keras layer: `inner_loop` through the cell's own loop."""
 
-    cell_type = None  # "rnn", "gru" or "lstm"
+    rnn_cell = None   # the cells.base.Cell this layer computes
     use_bptt_kernel = True
-    compute = None    # dtype of the kernels' matrix products (cells.py); None: float32
+    compute = None    # dtype of the kernels' matrix products (ops.py); None: float32
     needs_kernel = False  # --weight_dropout: only the kernels can drop the recurrent weights
 
     def _kernel_applies(self, mask) -> bool:
-        cell = self.cell
-        if (self.cell_type in ("lstm", "gru") and self.compute is None
+        if (self.rnn_cell.cudnn and self.compute is None
                 and not self.needs_kernel and devices.gpu_available()):
             return False  # Keras' inner_loop runs cuDNN there (see devices.py)
         return (self.use_bptt_kernel and mask is None and not self.go_backwards
-                and not self.unroll and not cell.dropout and not cell.recurrent_dropout
-                and cell.use_bias and cell.activation is keras.activations.tanh
-                and getattr(cell, "recurrent_activation", keras.activations.sigmoid)
-                is keras.activations.sigmoid and getattr(cell, "reset_after", True))
+                and not self.unroll and self.rnn_cell.keras_matches(self.cell))
 
     def params(self) -> dict:
         """This layer's weights under the manual back-end's names (see weight_mapping.py)."""
-        cell = self.cell
-        params = {"W_input": cell.kernel, "W_hidden": cell.recurrent_kernel}
-        if self.cell_type == "gru":   # Keras' GRU bias is [2, 3H]: input row, recurrent row
-            params.update(b_input=cell.bias[0], b_hidden=cell.bias[1])
-        else:
-            params["b_hidden"] = cell.bias
-        return params
+        return self.rnn_cell.keras_params(self.cell)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._kernel_applies(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        outputs, state = manual.run_layer(self.params(), self.cell_type, sequences,
-                                          tuple(initial_state), self.compute)  # [B, T, H]
+        outputs, state = self.rnn_cell.layer_sequence(
+            self.params(), tf.transpose(sequences, [1, 0, 2]), tuple(initial_state),
+            self.compute)                                                  # [T, B, H]
+        outputs = tf.transpose(outputs, [1, 0, 2])                         # [B, T, H]
         return outputs[:, -1], outputs, list(state)
 
 
-class SimpleRNN(_BPTTKernel, keras.layers.SimpleRNN):
-    cell_type = "rnn"
-
-
-class GRU(_BPTTKernel, keras.layers.GRU):
-    cell_type = "gru"
-
-
-class LSTM(_BPTTKernel, keras.layers.LSTM):
-    cell_type = "lstm"
-
-
-_LAYERS = {"rnn": SimpleRNN, "gru": GRU, "lstm": LSTM}
+@functools.lru_cache(maxsize=None)
+def layer_class(cell):
+    """The cell's Keras layer with `inner_loop` through the cell's loop (one class per cell)."""
+    base = cell.keras_layer_class
+    return type(base.__name__, (_CellLoop, base), {"rnn_cell": cell})
 
 
 class ReplicaDropout(keras.layers.Dropout):
@@ -110,26 +97,25 @@ def _uniform(hidden_size):
     return keras.initializers.RandomUniform(-limit, limit)
 
 
-class KerasRNN(keras.Model):
+class KerasRNN(stacked.StackedRNN, keras.Model):
 
     def __init__(self, config: ModelConfig, vocab_size: int, seed: int = 0):
         super().__init__(name=f"keras_{config.model}")
         self.config = config
         self.vocab_size = vocab_size
+        self.cell = models.cell_of(config)
         hidden = config.hidden_size
         self.embedding = (keras.layers.Embedding(
             vocab_size, config.embedding_size, name="embedding",
             embeddings_initializer=keras.initializers.RandomNormal(0.0, 1.0))
             if config.embedding_size else None)
-        layer_cls = _LAYERS[config.model]
-        extra = {"unit_forget_bias": False} if config.model == "lstm" else {}
+        layer_cls = layer_class(self.cell)
         self.rnn_layers = [
             layer_cls(hidden, return_sequences=True, return_state=True,
-                      kernel_initializer=_uniform(hidden),
-                      recurrent_initializer=_uniform(hidden),
-                      bias_initializer=_uniform(hidden), name=f"{config.model}_{i}", **extra)
+                      name=f"{config.model}_{i}",
+                      **self.cell.keras_options(lambda: _uniform(hidden)))
             for i in range(config.num_layers)]
-        self.compute = compute_dtype(config.precision)
+        self.compute = ops.compute_dtype(config.precision)
         for layer in self.rnn_layers:
             layer.compute = self.compute
             layer.needs_kernel = config.weight_dropout > 0
@@ -143,12 +129,6 @@ class KerasRNN(keras.Model):
         self.softmax = keras.layers.Dense(vocab_size, name="softmax",
                                           kernel_initializer=_uniform(hidden),
                                           bias_initializer=_uniform(hidden))
-
-    @property
-    def state_shapes(self):
-        """Widths of the state tensors, in order."""
-        return [self.config.hidden_size] * (STATES_PER_LAYER[self.config.model]
-                                            * self.config.num_layers)
 
     def named_variables(self) -> dict:
         """Every variable (weights and dropout RNG state) under a stable name, for checkpoints.
@@ -168,11 +148,26 @@ class KerasRNN(keras.Model):
             named["weight_dropout/seed"] = self.weight_seeds.state
         return named
 
-    def _layer_params(self, layer, training):
-        """A layer's weights for this window, W_hidden through DropConnect when training with
-        --weight_dropout (see cells.drop_connect); with several replicas each draws its own
-        mask, as ReplicaDropout does."""
-        params = layer.params()
+    # ---- the hooks of stacked.StackedRNN ----
+
+    def layer_params(self, i):
+        return self.rnn_layers[i].params()
+
+    def embedding_table(self):
+        return self.embedding.embeddings if self.embedding is not None else None
+
+    def softmax_params(self):
+        return {"W_softmax": self.softmax.kernel, "b_softmax": self.softmax.bias}
+
+    def logits(self, x):
+        return self.softmax(x)
+
+    def dropout(self, i, x, training):
+        return self.dropouts[i - 1](x, training=training) if self.dropouts else x
+
+    def window_params(self, i, training):
+        """With several replicas each draws its own DropConnect mask, as ReplicaDropout does."""
+        params = self.layer_params(i)
         rate = self.config.weight_dropout
         if not training or rate == 0:
             return params
@@ -180,17 +175,7 @@ class KerasRNN(keras.Model):
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
             seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
-        return dict(params, W_hidden=drop_connect(params["W_hidden"], rate, seed))
-
-    def initial_state(self, batch_size: int):
-        return [tf.zeros([batch_size, h]) for h in self.state_shapes]
-
-    def step_weights(self):
-        """(embedding [V, E] or None, per-layer params, softmax params), manual names, for
-        the one-token step of `inference.py`."""
-        embedding = self.embedding.embeddings if self.embedding is not None else None
-        return (embedding, [layer.params() for layer in self.rnn_layers],
-                {"W_softmax": self.softmax.kernel, "b_softmax": self.softmax.bias})
+        return stacked.weight_dropped(self.cell, params, rate, seed)
 
     def call(self, inputs, state, training=False):
         """Args:
@@ -199,65 +184,22 @@ class KerasRNN(keras.Model):
         Returns:
           logits float32 [B, T, vocab], new state (same structure as `state`).
         """
-        layers, cell = self.rnn_layers, self.config.model
-        if (all(layer.built and layer._kernel_applies(None) for layer in layers)
+        if (all(layer.built and layer._kernel_applies(None) for layer in self.rnn_layers)
                 and (self.embedding is None or self.embedding.built)):
-            # The layers' own weights and equations, run by the manual back-end's functions:
-            # the first layer's input projection is a lookup in a projected table (see
-            # manual.first_projection), and evaluation runs all layers in one loop (see
-            # wavefront.py) instead of one layer call after another. Same outputs.
-            embedding = self.embedding.embeddings if self.embedding is not None else None
-            xw = manual.first_projection(layers[0].params(), cell, inputs, embedding,
-                                         self.compute)
-            if not training and len(layers) > 1:
-                x, new_state = wavefront.forward(
-                    cell, [layer.params() for layer in layers], xw, state,
-                    lambda: self._layer_by_layer(None, state, False, first_xw=xw),
-                    self.compute)
-            else:
-                x, new_state = self._layer_by_layer(None, state, training, first_xw=xw)
-            # x: [T, B, H], time-major from the projection to the logits (see
-            # manual.run_time_major)
+            # The layers' own weights, run by the cell's loops as the manual back-end runs
+            # them (stacked.py): the first projection a table lookup, evaluation one wavefront.
+            return self.forward(inputs, state, training)
+        # Keras' own path (it also builds the layers on the first call).
+        if self.embedding is not None:
+            x = self.embedding(inputs)                                  # [B, T, E]
         else:
-            # Keras' own path (it also builds the layers on the first call).
-            if self.embedding is not None:
-                x = self.embedding(inputs)                    # [B, T, E]
-            else:
-                x = tf.one_hot(inputs, self.vocab_size)       # [B, T, V]
-            x, new_state = self._layer_by_layer(x, state, training)
-            x = tf.transpose(x, [1, 0, 2])                    # [T, B, H]
-        if self.dropouts:
-            x = self.dropouts[-1](x, training=training)
-        return tf.transpose(self.softmax(x), [1, 0, 2]), new_state   # [B, T, V]
-
-    def _layer_by_layer(self, x, state, training, first_xw=None):
-        """x [B, T, I] -> top layer's outputs [B, T, H], new state: the Keras layers in turn.
-        With first_xw, the first layer's projected input [T, B, G*H] (the kernels' path), the
-        first layer runs from it through `manual.run_projected` and the others through
-        `manual.run_time_major` (what their inner_loop runs, with the same weights,
-        dropped-connected when training with --weight_dropout), x is not used and the
-        outputs are time-major, [T, B, H]."""
-        n = STATES_PER_LAYER[self.config.model]
-        new_state = []
+            x = tf.one_hot(inputs, self.vocab_size)                     # [B, T, V]
+        n, new_state = self.cell.state_size, []
         for i, layer in enumerate(self.rnn_layers):
-            layer_state = list(state[i * n:(i + 1) * n])
-            if i == 0 and first_xw is not None:
-                x, layer_state = manual.run_projected(self._layer_params(layer, training),
-                                                      layer.cell_type, first_xw, layer_state,
-                                                      self.compute)
-                new_state.extend(layer_state)
-                continue
-            if i > 0 and self.dropouts:
-                x = self.dropouts[i - 1](x, training=training)
-            if first_xw is not None:
-                # The kernels' path: what the layer's inner_loop runs, with this window's
-                # weights (dropped-connected when training with --weight_dropout).
-                x, layer_state = manual.run_time_major(self._layer_params(layer, training),
-                                                       layer.cell_type, x, tuple(layer_state),
-                                                       self.compute)
-                new_state.extend(layer_state)
-                continue
-            x, *layer_state = layer(x, initial_state=layer_state,
-                                    training=training)      # x: [B, T, H]
+            if i > 0:
+                x = self.dropout(i, x, training)
+            x, *layer_state = layer(x, initial_state=list(state[i * n:(i + 1) * n]),
+                                    training=training)                  # x: [B, T, H]
             new_state.extend(layer_state)
-        return x, new_state
+        x = self.dropout(self.config.num_layers, tf.transpose(x, [1, 0, 2]), training)
+        return tf.transpose(self.logits(x), [1, 0, 2]), new_state       # [B, T, V]

@@ -1,7 +1,7 @@
 """The forward pass of a stack of layers as a wavefront, for evaluation.
 
 Layer l at time step t reads layer l-1 at step t and itself at step t-1. Run layer after layer
-(`manual.run_layer`), a stack of L layers is L loops of T dependent steps, and while one layer
+(`stacked.StackedRNN.layer_by_layer`), a stack of L layers is L loops of T dependent steps, and while one layer
 runs nothing else can. Here ONE loop runs over the diagonals instead: in iteration i, layer l
 computes its step t = i - l from values of iteration i-1 only,
 
@@ -22,7 +22,7 @@ about 10-25% faster, 2 x 512 / batch 64 basic RNN 85 -> 64 ms per window, LSTM ~
 How a diagonal's products and gates are laid out depends on the rows: `_few_rows_step`
 (sampling, `evaluate`, validation) and `_many_rows_step` (`score`'s batches).
 
-Forward only: training needs `bptt.py`'s hand-written backward pass, which works layer by
+Forward only: training needs the cells' hand-written backward passes, which work layer by
 layer. The outputs are those of the layered pass up to float32 round-off (the many-rows
 steps add the products in another order and write the sigmoid with tanh); the tests compare
 the two.
@@ -30,7 +30,7 @@ the two.
 
 import tensorflow as tf
 
-from tfcharrnn.models import cells
+from tfcharrnn.models import ops
 
 
 # Batches of fewer rows than this run the "few rows" steps, at least this many (or an unknown
@@ -38,20 +38,20 @@ from tfcharrnn.models import cells
 MANY_ROWS = 128
 
 
-def _compiled_gates(cell: str):
-    """An XLA-compiled (a, a_bias, b, b_bias, *state) -> new state tuple: the cell's gates on
-    xw = a + a_bias and hw = b (+ b_bias, the GRU's recurrent bias, else None), as
-    `cells.gates_step` computes them, the sigmoid written with tanh. XLA fuses the step into
+def _compiled_gates(cell):
+    """An XLA-compiled (a, a_bias, b, b_bias, *state) -> new state tuple: the cell's
+    equations on xw = a + a_bias and hw = b (+ b_bias, the GRU's recurrent bias, else None),
+    the sigmoid written with tanh. XLA fuses the step into
     one or two loops over memory where TensorFlow's own ops make one pass per operation
     ([1,024, 1,024] LSTM step: 2.07 ms, compiled 1.49 ms, with the tanh sigmoid 1.13 ms). It
     compiles once per row count: `BatchScorer` keeps the row counts to a few."""
-    if cell not in _COMPILED:
+    if cell.name not in _COMPILED:
         def fn(a, a_bias, b, b_bias, *state):
             xw = tf.cast(a, b.dtype) + a_bias          # a: maybe xw in the compute dtype
-            return cells.gates_step(cell, {"b_hidden": b_bias}, xw, b, state,
-                                    cells.tanh_sigmoid)[1]
-        _COMPILED[cell] = tf.function(fn, jit_compile=True)
-    return _COMPILED[cell]
+            hw = b if b_bias is None else b + b_bias
+            return cell.equations(xw, hw, state, ops.tanh_sigmoid)[1]
+        _COMPILED[cell.name] = tf.function(fn, jit_compile=True)
+    return _COMPILED[cell.name]
 
 
 _COMPILED = {}
@@ -59,14 +59,14 @@ _COMPILED = {}
 
 def forward(cell: str, layers, xw, state, layered, compute=None):
     """Args:
-      cell: "rnn", "gru" or "lstm".
+      cell: a `cells.base.Cell` with a recurrent product (`recurrent`).
       layers: per-layer params under the manual back-end's names (L >= 2 of them).
-      xw: [T, B, G*H] the first layer's projected input (`manual.first_projection`; float32,
+      xw: [T, B, G*H] the first layer's projected input (`stacked.first_projection`; float32,
         or the compute dtype).
-      state: flat list of [B, H] (per layer: h, or h and c for the LSTM).
+      state: flat list of [B, H] (`cell.state_size` per layer).
       layered: a function () -> (outputs, new state) computing the same thing layer by layer,
         used when T is shorter than L - 1.
-      compute: None (float32) or the dtype of the matrix products (see cells.py).
+      compute: None (float32) or the dtype of the matrix products (see ops.py).
     Returns:
       the top layer's outputs [T, B, H] (time-major), the new flat state.
     """
@@ -85,25 +85,27 @@ def _few_rows_step(cell, layers, compute, dtype):
     narrow product of few rows faster ([64, 512] x [512, 2048]: ~1.6 ms, 4 x [512, 512]:
     ~1.1 ms). Evaluation 2 x 512 LSTM 12.9k -> 16.7k chars/s, 2 x 128 138k -> 171k. The GRU
     was slower that way (2 x 128 216k -> 192k): it, like the basic RNN, keeps one product."""
-    chunks = 4 if cell == "lstm" else 1
-    parts = [{name: [cells.lowered(w, compute) for w in tf.split(layer[name], chunks, axis=-1)]
+    chunks = cell.split_products
+    parts = [{name: [ops.lowered(w, compute) for w in tf.split(layer[name], chunks, axis=-1)]
               for name in (("W_input", "W_hidden") if l else ("W_hidden",))}
              for l, layer in enumerate(layers)]             # layer 0's input is xw
 
     def product(x, ws):                                                 # [B, K] -> [B, G*H]
-        x_low = cells.lowered(x, compute)            # rounded once for all the products
+        x_low = ops.lowered(x, compute)            # rounded once for all the products
         if len(ws) == 1:
-            return cells.matmul(x_low, ws[0], compute, out=x.dtype)
-        return tf.concat([cells.matmul(x_low, w, compute, out=x.dtype) for w in ws], axis=-1)
+            return ops.matmul(x_low, ws[0], compute, out=x.dtype)
+        return tf.concat([ops.matmul(x_low, w, compute, out=x.dtype) for w in ws], axis=-1)
 
     def step(xw_i, states, active):
         new = list(states)
         for l in active:
             projected = (tf.cast(xw_i, dtype) if l == 0                      # [B, G*H]
                          else product(states[l - 1][0], parts[l]["W_input"])
-                         + cells.input_bias(layers[l], cell))
+                         + cell.input_bias(layers[l]))
             hw = product(states[l][0], parts[l]["W_hidden"])
-            new[l] = cells.gates_step(cell, layers[l], projected, hw, states[l])[1]
+            bias = cell.recurrent_bias(layers[l])
+            new[l] = cell.equations(projected, hw if bias is None else hw + bias,
+                                    states[l])[1]
         return new
     return step
 
@@ -117,11 +119,11 @@ def _many_rows_step(cell, layers, compute, dtype):
     Measured no faster in scoring: multiplying h_l once by [W_hidden_l | W_input_l+1] (a
     wider product), and [h_l-1, h_l] x [W_input_l; W_hidden_l] (a deeper one, after a copy).
     """
-    w_input = [cells.lowered(layer["W_input"], compute) for layer in layers]
-    w_hidden = [cells.lowered(layer["W_hidden"], compute) for layer in layers]
+    w_input = [ops.lowered(layer["W_input"], compute) for layer in layers]
+    w_hidden = [ops.lowered(layer["W_hidden"], compute) for layer in layers]
     # As tensors: a Keras variable passed to a tf.function is traced as a resource.
-    biases = [(tf.convert_to_tensor(cells.input_bias(layer, cell)),            # [G*H] each
-               tf.convert_to_tensor(layer["b_hidden"]) if cell == "gru" else None)
+    biases = [tuple(None if b is None else tf.convert_to_tensor(b)              # [G*H] each
+                    for b in (cell.input_bias(layer), cell.recurrent_bias(layer)))
               for layer in layers]
     gates = _compiled_gates(cell)
     # Layer 0's xw has its bias in. A zero bias of the same shape as the others' keeps to one
@@ -132,15 +134,15 @@ def _many_rows_step(cell, layers, compute, dtype):
         new = list(states)
         for l in active:
             a, a_bias = ((xw_i, no_bias) if l == 0                  # its bias is in
-                         else (cells.matmul(states[l - 1][0], w_input[l], compute), biases[l][0]))
-            hw = cells.matmul(states[l][0], w_hidden[l], compute)
+                         else (ops.matmul(states[l - 1][0], w_input[l], compute), biases[l][0]))
+            hw = ops.matmul(states[l][0], w_hidden[l], compute)
             new[l] = tuple(gates(a, a_bias, hw, biases[l][1], *states[l]))
         return new
     return step
 
 
 def _wavefront(cell, layers, xw, state, compute):
-    depth, per_layer = len(layers), cells.STATES_PER_LAYER[cell]
+    depth, per_layer = len(layers), cell.state_size
     states = [tuple(state[l * per_layer:(l + 1) * per_layer]) for l in range(depth)]
     steps = tf.shape(xw)[0]
     dtype = states[0][0].dtype   # float32; xw may be in the compute dtype (see first_projection)

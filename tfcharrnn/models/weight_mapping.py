@@ -2,7 +2,7 @@
 
 Both back-ends use Keras' gate order and conventions (LSTM: i, f, g, o; GRU: z, r, n with
 reset_after=True, whose Keras bias [2, 3H] is the manual back-end's b_input and b_hidden), so
-the mapping is a one-to-one copy of tensors:
+the mapping is a one-to-one copy of tensors; each cell lists its own (`Cell.keras_weights`):
 
   Keras                                   manual
   embedding/embeddings [V, E]             embedding
@@ -15,21 +15,16 @@ the mapping is a one-to-one copy of tensors:
 
 
 def _pairs(keras_model, manual_model):
-    """[(keras variable, manual variable, GRU bias row or None)] in a fixed order."""
+    """[(keras variable, manual variable, row or None)] in a fixed order."""
     if keras_model.config.model != manual_model.config.model:
         raise ValueError("the two models have different cells")
     pairs = []
     if keras_model.embedding is not None:
         pairs.append((keras_model.embedding.embeddings, manual_model.embedding, None))
+    cell = keras_model.cell
     for layer, params in zip(keras_model.rnn_layers, manual_model.layers):
-        cell = layer.cell
-        pairs.append((cell.kernel, params["W_input"], None))
-        pairs.append((cell.recurrent_kernel, params["W_hidden"], None))
-        if keras_model.config.model == "gru":
-            pairs.append((cell.bias, params["b_input"], 0))
-            pairs.append((cell.bias, params["b_hidden"], 1))
-        else:
-            pairs.append((cell.bias, params["b_hidden"], None))
+        pairs.extend((var, params[name], row)
+                     for name, var, row in cell.keras_weights(layer.cell))
     pairs.append((keras_model.softmax.kernel, manual_model.softmax["W_softmax"], None))
     pairs.append((keras_model.softmax.bias, manual_model.softmax["b_softmax"], None))
     return pairs

@@ -1,14 +1,8 @@
-"""The cells' arithmetic: gate functions and one time step, as plain functions of tensors.
-
-Shared by the manual back-end (`manual.py`), the evaluation wavefront (`wavefront.py`) and the
-one-token sampling step (`inference.py`); the equations are in `manual.py`'s docstring. It
-imports nothing of the package, so every module of `models/` may depend on it.
+"""Tensor helpers shared by the cells and the back-ends: products in a chosen precision, a
+sigmoid written with tanh, DropConnect. Imports nothing of the package.
 """
 
 import tensorflow as tf
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-STATES_PER_LAYER = {"rnn": 1, "gru": 1, "lstm": 2}
 
 
 # ---- precision ----
@@ -23,7 +17,11 @@ COMPUTE_DTYPES = {"float32": None, "mixed_bfloat16": tf.bfloat16, "mixed_float16
 
 
 def compute_dtype(precision: str):
-    return COMPUTE_DTYPES[precision]
+    try:
+        return COMPUTE_DTYPES[precision]
+    except KeyError:
+        raise ValueError(f"unknown precision {precision!r}: expected one of "
+                         f"{', '.join(COMPUTE_DTYPES)}") from None
 
 
 def lowered(w, compute):
@@ -48,41 +46,11 @@ def tensordot(x, w, compute=None):
     return tf.cast(tf.tensordot(tf.cast(x, compute), tf.cast(w, compute), axes=1), x.dtype)
 
 
-# ---- gate arithmetic ----
-# Each takes the pre-activations and the old state and returns (output [B, H], state tuple).
-
-def rnn_gates(z, state):
-    """z = x W_input + h W_hidden + b_hidden [B, H]."""
-    h = tf.tanh(z)
-    return h, (h,)
-
-
 def tanh_sigmoid(x):
     """sigmoid(x) written with tanh, which XLA's CPU code runs faster than its logistic:
     the compiled gates of `wavefront.py`, [1,024, 1,024] LSTM step 1.49 -> 1.13 ms. Equal to
     within float32 round-off (absolute error ~6e-8, so tiny gates lose relative precision)."""
     return 0.5 * tf.tanh(0.5 * x) + 0.5
-
-
-def gru_gates(xw, hw, state, sigmoid=tf.sigmoid):
-    """xw = x W_input + b_input, hw = h W_hidden + b_hidden, both [B, 3H] (z, r, n)."""
-    (h,) = state
-    x_z, x_r, x_n = tf.split(xw, 3, axis=-1)
-    h_z, h_r, h_n = tf.split(hw, 3, axis=-1)
-    z = sigmoid(x_z + h_z)
-    r = sigmoid(x_r + h_r)
-    n = tf.tanh(x_n + r * h_n)
-    h = z * h + (1.0 - z) * n
-    return h, (h,)
-
-
-def lstm_gates(z, state, sigmoid=tf.sigmoid):
-    """z = x W_input + h W_hidden + b_hidden [B, 4H] (i, f, g, o); state (h, c)."""
-    _, c = state
-    i, f, g, o = tf.split(z, 4, axis=-1)
-    c = sigmoid(f) * c + sigmoid(i) * tf.tanh(g)
-    h = sigmoid(o) * tf.tanh(c)
-    return h, (h, c)
 
 
 # ---- regularization ----
@@ -95,30 +63,3 @@ def drop_connect(w, rate: float, seed):
     touches the hidden-to-hidden path; this regularizes it without changing the loop.
     seed: int64 [2], stateless."""
     return tf.nn.experimental.stateless_dropout(w, rate, seed=seed)
-
-
-# ---- cells: (params, projected input [B, G*H], state tuple) -> (output [B, H], state tuple) ----
-
-def gates_step(cell: str, params, xw, hw, state, sigmoid=tf.sigmoid):
-    """One time step from the projected input xw [B, G*H] (see `input_projection`) and the
-    recurrent product hw = h W_hidden [B, G*H] (no bias)."""
-    if cell == "gru":
-        return gru_gates(xw, hw + params["b_hidden"], state, sigmoid)
-    if cell == "lstm":
-        return lstm_gates(xw + hw, state, sigmoid)
-    return rnn_gates(xw + hw, state)
-
-
-def cell_step(cell: str, params, xw, state, compute=None):
-    """One time step from the projected input xw [B, G*H] (see `input_projection`)."""
-    return gates_step(cell, params, xw, matmul(state[0], params["W_hidden"], compute), state)
-
-
-def input_bias(params, cell: str):
-    """The bias added to the input projection: the GRU keeps its recurrent bias apart."""
-    return params["b_input"] if cell == "gru" else params["b_hidden"]
-
-
-def input_projection(params, cell: str, x, compute=None):
-    """x [..., I] -> x W_input + (input-side) bias [..., G*H]; independent of the state."""
-    return tensordot(x, params["W_input"], compute) + input_bias(params, cell)
