@@ -1,4 +1,4 @@
-"""A plain NumPy forward pass of the three cells, written from the equations, for testing.
+"""A plain NumPy forward pass of every cell, written from the equations, for testing.
 
 Loops over batch rows are avoided but nothing else is clever: one time step at a time, one
 layer at a time, gates sliced out by index.
@@ -13,6 +13,13 @@ def sigmoid(x):
 
 def step(cell, p, x, state):
     """x [B, I]; state tuple of [B, H]; p: numpy arrays by manual-back-end name (no suffix)."""
+    if cell == "mingru":   # Feng et al. 2024: neither gate reads h
+        (h,) = state
+        H = p["b_input"].shape[0] // 2
+        z = sigmoid(x @ p["W_input"][:, :H] + p["b_input"][:H])
+        candidate = x @ p["W_input"][:, H:] + p["b_input"][H:]
+        h = (1 - z) * h + z * candidate
+        return h, (h,)
     H = p["W_hidden"].shape[0]
 
     def gate(k, a, w):  # the k-th H-wide block of a @ w
@@ -32,6 +39,7 @@ def step(cell, p, x, state):
                     + r * (gate(2, h, p["W_hidden"]) + bh[2 * H:]))
         h = z * h + (1 - z) * n
         return h, (h,)
+    assert cell == "lstm", f"no reference for the cell {cell!r}"
     h, c = state
     b = p["b_hidden"]
     pre = [gate(k, x, p["W_input"]) + gate(k, h, p["W_hidden"]) + b[k * H:(k + 1) * H]

@@ -39,6 +39,7 @@ SETTINGS = dict(batch_size=4, seq_len=16, hidden_size=16, embedding_size=8, lear
 def settings_config(tmp_path, corpus_path, backend, **overrides):
     s = dict(SETTINGS, **overrides)
     return tiny_config(tmp_path, corpus_path, model__backend=backend,
+                       model__model=s.get("model", "lstm"),
                        data__batch_size=s["batch_size"], data__seq_len=s["seq_len"],
                        model__hidden_size=s["hidden_size"],
                        model__embedding_size=s["embedding_size"],
@@ -107,14 +108,18 @@ def heldout(corpus_path):
     return corpus_path.read_text(encoding="utf-8")[-3000:]
 
 
-@pytest.fixture(scope="module", params=["keras", "manual"])
+@pytest.fixture(scope="module", params=["keras", "manual-mingru"])
 def one_device(request, tmp_path_factory, corpus_path):
-    """The reference: 12 steps on one device, in this process."""
+    """The reference: 12 steps on one device, in this process. "manual-mingru": the manual
+    back-end with the minGRU cell (a cell with no recurrent weights, whose state is carried
+    per replica all the same)."""
+    backend, _, cell = request.param.partition("-")
+    cell = cell or "lstm"
     tmp = tmp_path_factory.mktemp(f"one-device-{request.param}")
-    config = settings_config(tmp, corpus_path, request.param)
+    config = settings_config(tmp, corpus_path, backend, model=cell)
     train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
     assert min(grad_norms(config.train.resolved_logdir)) > 2 * SETTINGS["grad_clip"]
-    return request.param, config.train.checkpoint_dir
+    return backend, cell, config.train.checkpoint_dir
 
 
 def assert_same_training(run_dir, reference_dir, heldout):
@@ -127,9 +132,9 @@ def assert_same_training(run_dir, reference_dir, heldout):
 
 def test_two_replicas_train_the_same_model_as_one_device(one_device, tmp_path, corpus_path,
                                                          heldout):
-    backend, reference = one_device
+    backend, cell, reference = one_device
     run_dir = tmp_path / "mirrored"
-    r = run_command("tfcharrnn.train", *cli_args(corpus_path, run_dir, backend),
+    r = run_command("tfcharrnn.train", *cli_args(corpus_path, run_dir, backend, model=cell),
                     "--distribution_strategy=mirrored", "--num_replicas=2")
     assert r.returncode == 0, r.stderr
     assert "2 replicas" in r.stdout.splitlines()[0]
@@ -153,7 +158,7 @@ def test_a_worker_with_other_data_than_the_chiefs_stops_with_one_line(tmp_path, 
 @pytest.mark.parametrize("one_device", ["keras"], indirect=True)  # both: the mirrored test
 def test_two_workers_train_the_same_model_as_one_process(one_device, tmp_path, corpus_path,
                                                           heldout):
-    backend, reference = one_device
+    backend, _, reference = one_device
     run_dir = tmp_path / "workers"
     chief_out, worker_out = run_workers(cli_args(corpus_path, run_dir, backend))
     assert "worker 0 of 2 (chief)" in chief_out and "worker 1 of 2" in worker_out
@@ -166,7 +171,7 @@ def test_two_workers_train_the_same_model_as_one_process(one_device, tmp_path, c
 @pytest.mark.parametrize("one_device", ["keras"], indirect=True)  # both: the mirrored test
 def test_resume_under_another_strategy_lands_on_the_same_model(one_device, tmp_path,
                                                                corpus_path, heldout):
-    backend, reference = one_device
+    backend, _, reference = one_device
     run_dir = tmp_path / "switch"
     r = run_command("tfcharrnn.train", *cli_args(corpus_path, run_dir, backend, max_steps=6),
                     "--distribution_strategy=mirrored", "--num_replicas=2")

@@ -14,6 +14,7 @@ REGISTRY = {
     "rnn": "tfcharrnn.models.cells.rnn",
     "gru": "tfcharrnn.models.cells.gru",
     "lstm": "tfcharrnn.models.cells.lstm",
+    "mingru": "tfcharrnn.models.cells.mingru",
 }
 
 NAMES = tuple(REGISTRY)
