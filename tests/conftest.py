@@ -37,6 +37,22 @@ def corpus_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def cell_runs(tmp_path_factory, corpus_path):
+    """{cell: run directory}: a tiny run of every registered cell (20 steps, char level), the
+    back-ends taking turns, for the exports' tests."""
+    from tfcharrnn import train_lib
+    from tfcharrnn.models import cells
+    root = tmp_path_factory.mktemp("cells")
+    runs = {}
+    for i, cell in enumerate(cells.NAMES):
+        config = tiny_config(root / f"run-{cell}", corpus_path, model__model=cell,
+                             model__backend=("keras", "manual")[i % 2], train__max_steps=20)
+        train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
+        runs[cell] = config.train.checkpoint_dir
+    return runs
+
+
 @pytest.fixture(scope="session", params=["keras", "manual"])
 def trained_run(request, tmp_path_factory, corpus_path):
     """A run directory of each back-end trained for a few steps (for restore, sample and

@@ -6,9 +6,11 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import run_command
+from tfcharrnn.models import cells
 
 # Runs in a fresh interpreter where importing tfcharrnn (or the flags package) fails, so the
 # export must carry everything it needs. Prints one JSON object.
@@ -155,3 +157,40 @@ def test_export_errors_are_one_line_and_nothing_is_replaced_unasked(trained_run,
     assert (kept / "saved_model.pb").exists()
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("mine.old-")]
     assert len(moved) == 1 and (moved[0] / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.parametrize("cell", cells.NAMES)
+def test_every_cell_exports_a_saved_model_that_answers_as_python(cell, cell_runs, tmp_path):
+    """In this process (the subprocess tests above cover a fresh interpreter): each cell's
+    SavedModel scores as `score` does, its step carries the state as the model does, and
+    generate draws `sample`'s text."""
+    import io
+    import tensorflow as tf
+    from tfcharrnn import sample_lib
+    from tfcharrnn.config import ExportConfig, SampleConfig
+    from tfcharrnn.export import export_lib
+    from test_web_export import python_scores, python_step_log_probs
+    run_dir = cell_runs[cell]
+    export_lib.export(ExportConfig(checkpoint_dir=run_dir, export_dir=str(tmp_path / "m")),
+                      out=io.StringIO())
+    m = tf.saved_model.load(str(tmp_path / "m"))
+    texts = ["First Citizen:", "ab"]
+    scores = m.signatures["score"](texts=tf.constant(texts))
+    for mine, theirs in zip(scores["log_prob_nats"].numpy(), python_scores(run_dir, texts)):
+        assert mine == pytest.approx(theirs["log_prob_nats"], abs=1e-4)
+    tokens = [t.decode("utf-8") for t in m.signatures["vocabulary"]()["tokens"].numpy()]
+    state = tf.zeros([1, int(m.signatures["vocabulary"]()["state_size"])])
+    stepped = []
+    for char in "First":
+        out = m.signatures["step"](tokens=tf.constant([char]), state=state)
+        state = out["state"]
+        stepped.append(out["log_probs"][0].numpy())
+    np.testing.assert_allclose(stepped, python_step_log_probs(run_dir, [tokens.index(c)
+                                                                        for c in "First"]),
+                               atol=1e-4)
+    text = m.signatures["generate"](prime=tf.constant("Fi"), length=tf.constant(40),
+                                    temperature=tf.constant(0.9),
+                                    seed=tf.constant(5, tf.int64))["text"].numpy()
+    assert text.decode("utf-8") == sample_lib.sample(SampleConfig(
+        checkpoint_dir=run_dir, prime="Fi", length=40, temperature=0.9, seed=5),
+        out=io.StringIO())[0]

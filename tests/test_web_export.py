@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from browser import StaticServer, wait_for
-from conftest import ROOT, tiny_config
+from conftest import ROOT
 
-from tfcharrnn import checkpoints, sample_lib, score_lib, train_lib
+from tfcharrnn import checkpoints, sample_lib, score_lib
 from tfcharrnn.config import ExportConfig, SampleConfig
 from tfcharrnn.evaluation import BatchScorer
 from tfcharrnn.export import export_lib, web
+from tfcharrnn.models import cells
 
 CHECK = os.path.join(ROOT, "tests", "js", "web_check.mjs")
 CHAR_TEXTS = ["To be, or not to be", "First Citizen:\nBefore we proceed any further",
@@ -30,18 +31,11 @@ TOLERANCE = 1e-4          # nats per token (issue: equal to Python within 1e-4)
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory, corpus_path, word_run):
-    """{name: (run_dir, export_dir)} for a tiny run of each cell (char level, the keras
-    back-end; GRU on the manual back-end) and the session's word-level run, all under one
-    folder served by one static server."""
+def exports(tmp_path_factory, cell_runs, word_run):
+    """{name: (run_dir, export_dir)} for the tiny run of each cell (`cell_runs`) and the
+    session's word-level run, all under one folder served by one static server."""
     root = tmp_path_factory.mktemp("web")
-    runs = {}
-    for cell, backend in (("rnn", "keras"), ("gru", "manual"), ("lstm", "keras")):
-        config = tiny_config(root / f"run-{cell}", corpus_path, model__model=cell,
-                             model__backend=backend, train__max_steps=20)
-        train_lib.train_and_evaluate(config, out=open(os.devnull, "w"))
-        runs[cell] = config.train.checkpoint_dir
-    runs["word"] = word_run.train.checkpoint_dir
+    runs = dict(cell_runs, word=word_run.train.checkpoint_dir)
     folders = {}
     for name, run_dir in runs.items():
         export_lib.export(ExportConfig(checkpoint_dir=run_dir, export_dir=str(root / name),
@@ -152,7 +146,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(exports, tmp_path):
 
 # ---- the runtime in Node equals Python ----
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_node_scores_steps_and_samples_as_python_does(exports, static, tmp_path, cell):
     _, folders = exports
     run_dir, _ = folders[cell]
@@ -234,6 +228,9 @@ def damaged_copy(folders, root, name, damage):
     ("version", lambda d: (d / "model.json").write_text(
         (d / "model.json").read_text().replace('"format_version": 1', '"format_version": 9')),
      "format version 9"),
+    ("other-cell", lambda d: (d / "model.json").write_text(
+        (d / "model.json").read_text().replace('"cell": "lstm"', '"cell": "xlstm"')),
+     "is a xlstm model, a cell this runtime does not run"),
     ("no-shard", lambda d: os.remove(d / "group1-shard1of1.bin"),
      "could not fetch weight shard group1-shard1of1.bin"),
     ("short-shard", lambda d: (d / "group1-shard1of1.bin").write_bytes(

@@ -8,7 +8,7 @@
 //   const {logProbNats, tokens, perToken} = model.score("To be, or not to be");
 //   let {logProbs, state} = model.step(model.encode("T")[0], model.initialState());
 //
-// The arithmetic is the Python model's (`models/cells.py`, `models/inference.py`) in float64
+// The arithmetic is the Python model's (`models/cells/`, `models/inference.py`) in float64
 // on float32 (or float16) weights; the draws are `decoding/sampling.py`'s Gumbel-max with the
 // counter-based numbers of `decoding/noise.py`, so a seed gives the same text here, in every
 // browser, and (up to float round-off deciding a near tie) in `python -m tfcharrnn.sample`.
@@ -48,7 +48,12 @@ function checkDescription(spec, url) {
                         `it, or export the run again`);
   }
   const t = spec.topology;
-  const ok = t && ["rnn", "gru", "lstm"].includes(t.cell) && t.layers > 0 && t.units > 0 &&
+  if (t && !Object.hasOwn(CELLS, t.cell)) {
+    throw new LoadError(`${url} is a ${t.cell} model, a cell this runtime does not run ` +
+                        `(it runs ${Object.keys(CELLS).join(", ")}); use the tfcharrnn.js ` +
+                        `exported with the model`);
+  }
+  const ok = t && t.layers > 0 && t.units > 0 &&
     spec.vocabulary && Array.isArray(spec.vocabulary.tokens) &&
     spec.vocabulary.tokens.length === t.vocab_size && Array.isArray(spec.weightsManifest);
   if (!ok) {
@@ -228,9 +233,57 @@ export function settingsOf({sampling = "sample", temperature = 1, topK = 10, top
           topK: sampling === "top_k" ? topK : 0, topP: sampling === "top_p" ? topP : 1};
 }
 
-// ---- the cells (models/cells.py) ----
+// ---- the cells (models/cells/, one entry each) ----
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
+
+// gates: G, the input projection is [G*H]; states: tensors per layer (h; the LSTM h and c);
+// inputBias: the bias of the input projection; weights: the layer's other parameters
+// (W_* are matrices); update(model, p, z, state, at): one step of the layer whose state
+// starts at state[at], from z = x W_input + input bias [G*H] (a scratch buffer it may change).
+const CELLS = {
+  rnn: {gates: 1, states: 1, inputBias: "b_hidden", weights: ["W_hidden", "b_hidden"],
+    update(model, p, z, state, at) {
+      const h = state[at];
+      addProduct(z, h, p.W_hidden);
+      for (let j = 0; j < model.units; j++) h[j] = Math.tanh(z[j]);
+    }},
+  gru: {gates: 3, states: 1, inputBias: "b_input", weights: ["W_hidden", "b_hidden", "b_input"],
+    update(model, p, z, state, at) {
+      const H = model.units;
+      const h = state[at];
+      const zh = model._zh;           // h W_hidden + b_hidden: the reset gate scales it alone
+      for (let j = 0; j < 3 * H; j++) zh[j] = p.b_hidden[j];
+      addProduct(zh, h, p.W_hidden);
+      for (let j = 0; j < H; j++) {
+        const u = sigmoid(z[j] + zh[j]);
+        const r = sigmoid(z[H + j] + zh[H + j]);
+        const n = Math.tanh(z[2 * H + j] + r * zh[2 * H + j]);
+        h[j] = u * h[j] + (1 - u) * n;
+      }
+    }},
+  lstm: {gates: 4, states: 2, inputBias: "b_hidden", weights: ["W_hidden", "b_hidden"],
+    update(model, p, z, state, at) {
+      const H = model.units;
+      const h = state[at];
+      const c = state[at + 1];
+      addProduct(z, h, p.W_hidden);
+      for (let j = 0; j < H; j++) {
+        c[j] = sigmoid(z[H + j]) * c[j] + sigmoid(z[j]) * Math.tanh(z[2 * H + j]);
+        h[j] = sigmoid(z[3 * H + j]) * Math.tanh(c[j]);
+      }
+    }},
+  // minGRU (Feng et al. 2024): the gates read x only, h' = (1 - z) h + z h~.
+  mingru: {gates: 2, states: 1, inputBias: "b_input", weights: ["b_input"],
+    update(model, p, z, state, at) {
+      const H = model.units;
+      const h = state[at];
+      for (let j = 0; j < H; j++) {
+        const u = sigmoid(z[j]);
+        h[j] = (1 - u) * h[j] + u * z[H + j];
+      }
+    }},
+};
 
 // A weight matrix W [I, J] (row-major in the shards), kept transposed, T [J, I]: each output
 // is then a dot product over contiguous memory, summed in a register, instead of a load and
@@ -371,8 +424,9 @@ export class Model {
     this.tokens = this.vocab.tokens;
     this.vocabSize = this.tokens.length;
     this.facts = spec.facts || {};
-    this.gates = {rnn: 1, gru: 3, lstm: 4}[t.cell];
-    this.statesPerLayer = t.cell === "lstm" ? 2 : 1;
+    this.kind = CELLS[t.cell];
+    this.gates = this.kind.gates;
+    this.statesPerLayer = this.kind.states;
     const need = (name) => {
       if (!weights[name]) {
         throw new LoadError(`the export has no weight ${name}; it is damaged: export it again`);
@@ -384,9 +438,10 @@ export class Model {
     this.params = [];
     for (let l = 0; l < t.layers; l++) {
       const m = (name) => matrix(need(`layer_${l}/${name}`), weights[`layer_${l}/${name}`].shape);
-      const p = {W_input: m("W_input"), W_hidden: m("W_hidden"),
-                 b_hidden: need(`layer_${l}/b_hidden`)};
-      if (t.cell === "gru") p.b_input = need(`layer_${l}/b_input`);
+      const p = {W_input: m("W_input")};
+      for (const name of this.kind.weights) {
+        p[name] = name.startsWith("W_") ? m(name) : need(`layer_${l}/${name}`);
+      }
       this.params.push(p);
     }
     this.W_softmax = matrix(need("softmax/W_softmax"), weights["softmax/W_softmax"].shape);
@@ -414,14 +469,14 @@ export class Model {
   }
 
   // The first layer's input projection of every token, x W_input + input bias [V, G*H]:
-  // a row lookup per step instead of a product (as models/manual.first_projection does),
+  // a row lookup per step instead of a product (as models/stacked.first_projection does),
   // when the table is small (char level); word level multiplies each step.
   _projectFirstLayer() {
     const V = this.vocabSize;
     const G = this.gates * this.units;
     if (V * G > 4 * 1024 * 1024) return null;
     const p = this.params[0];
-    const bias = this.cell === "gru" ? p.b_input : p.b_hidden;
+    const bias = p[this.kind.inputBias];
     const table = new Float64Array(V * G);
     const row = new Float64Array(G);
     for (let v = 0; v < V; v++) {
@@ -465,12 +520,11 @@ export class Model {
     let x = null;
     for (let l = 0; l < this.layers; l++) {
       const p = this.params[l];
-      const h = state[l * this.statesPerLayer];
       // z = x W_input + input bias
       if (l === 0 && this._firstTable) {
         z.set(this._firstTable.subarray(tokenId * G, (tokenId + 1) * G));
       } else {
-        const bias = this.cell === "gru" ? p.b_input : p.b_hidden;
+        const bias = p[this.kind.inputBias];
         for (let j = 0; j < G; j++) z[j] = bias[j];
         if (l > 0) addProduct(z, x, p.W_input);
         else if (this.embedding) {
@@ -478,29 +532,9 @@ export class Model {
                                                 (tokenId + 1) * this.embeddingSize), p.W_input);
         } else addRow(z, p.W_input, tokenId);
       }
-      if (this.cell === "gru") {
-        const zh = this._zh;
-        for (let j = 0; j < G; j++) zh[j] = p.b_hidden[j];
-        addProduct(zh, h, p.W_hidden);
-        for (let j = 0; j < H; j++) {
-          const u = sigmoid(z[j] + zh[j]);
-          const r = sigmoid(z[H + j] + zh[H + j]);
-          const n = Math.tanh(z[2 * H + j] + r * zh[2 * H + j]);
-          h[j] = u * h[j] + (1 - u) * n;
-        }
-      } else {
-        addProduct(z, h, p.W_hidden);
-        if (this.cell === "lstm") {
-          const c = state[l * 2 + 1];
-          for (let j = 0; j < H; j++) {
-            c[j] = sigmoid(z[H + j]) * c[j] + sigmoid(z[j]) * Math.tanh(z[2 * H + j]);
-            h[j] = sigmoid(z[3 * H + j]) * Math.tanh(c[j]);
-          }
-        } else {
-          for (let j = 0; j < H; j++) h[j] = Math.tanh(z[j]);
-        }
-      }
-      x = h;
+      const at = l * this.statesPerLayer;
+      this.kind.update(this, p, z, state, at);
+      x = state[at];
     }
     const logits = this._logits;
     for (let v = 0; v < this.vocabSize; v++) logits[v] = this.b_softmax[v];
