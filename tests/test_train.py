@@ -215,3 +215,47 @@ def _umask():
     os.umask(mask)
     return mask
 
+
+# ---- the stop protocol and the save policy, in-process ----
+
+def agreed(workers, signals):
+    """Each worker's StopAgreement after one step whose requests are summed as the train step
+    sums them (each of a worker's replicas adds its requests); signals[i]: worker i's signal
+    or None."""
+    local = workers[0].num_replicas // len(workers)          # replicas per worker
+    summed = np.sum([w.requests(s) for w, s in zip(workers, signals)], axis=0) * local
+    for w, s in zip(workers, signals):
+        w.agree(summed, s)
+    return workers
+
+
+def test_a_signal_on_one_worker_stops_every_worker_after_the_same_step():
+    now = [100.0]
+    workers = [train_lib.StopAgreement(0, 0.0, num_replicas=4, clock=lambda: now[0])
+               for _ in range(2)]                           # 2 workers x 2 replicas
+    agreed(workers, [None, None])
+    assert not any(w.stopping for w in workers)             # no budget: never out of time
+    agreed(workers, [None, "SIGTERM"])
+    assert [w.stopped_by for w in workers] == ["a stop on another worker", "SIGTERM"]
+    assert all(w.stopping and not w.out_of_time for w in workers)
+
+
+def test_the_time_budget_of_any_worker_stops_all_and_progress_is_the_mean():
+    clocks = [[0.0], [0.0]]
+    workers = [train_lib.StopAgreement(60.0, 0.0, num_replicas=4, clock=lambda c=c: c[0])
+               for c in clocks]
+    clocks[0][0], clocks[1][0] = 30.0, 42.0               # 50% and 70% of the budget
+    agreed(workers, [None, None])
+    assert not any(w.stopping for w in workers)
+    assert [w.progress for w in workers] == pytest.approx([0.6, 0.6])
+    clocks[1][0] = 61.0                                     # one worker's budget is spent
+    agreed(workers, [None, None])
+    assert all(w.out_of_time and w.stopping and w.stopped_by is None for w in workers)
+
+
+@pytest.mark.parametrize("step,improved,last,stopping,due", [
+    (7, False, False, False, False), (10, False, False, False, True),
+    (7, True, False, False, True), (7, False, True, False, True),
+    (7, False, False, True, True)])
+def test_save_policy(step, improved, last, stopping, due):
+    assert train_lib.save_due(step, 5, improved, last, stopping) is due

@@ -175,20 +175,47 @@ def train_and_evaluate(config: RunConfig, overwrite: bool = False, out=None) -> 
 
 
 def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dict:
-    tc, dc = config.train, config.data
-    chief = replicas.is_chief
+    tc, chief = config.train, replicas.is_chief
     # The chief prepares the corpus into the run directory; another worker, which writes
     # nothing there, reads a data path that is not prepared into memory (the same ids).
     data = prepare_data(config, saved_vocab, log=lambda m: print(m, file=out), prepare=chief)
-    vocab = data.vocab
-    own_rows = replicas.local_rows(dc.batch_size)       # the streams this worker reads
     # Before the model: another vocabulary would make the first collective fail on shapes.
-    replicas.check_same_data(lambda: prepared.fingerprint(vocab, data.train, data.val))
+    replicas.check_same_data(lambda: prepared.fingerprint(data.vocab, data.train, data.val))
+    model, optimizer, ckpt = _build(config, replicas, len(data.vocab))
+    if chief:
+        ckpt.restore_latest(log=lambda m: print(m, file=out))
+        checkpoints.save_run_files(tc.checkpoint_dir, config,
+                                   data.vocab if saved_vocab is None else None)
+    replicas.broadcast_from_chief(ckpt.variables())
+    step = int(ckpt.step.numpy())
+    writer = SummaryWriter(tc.resolved_logdir if chief else None)
+    if step == 0:
+        writer.hparams(config.to_dict())
+    num_batches = len(data.train)
+    total_steps = num_batches * tc.num_epochs
+    if tc.max_steps:
+        total_steps = min(total_steps, tc.max_steps)
+    print(describe(config, data, model, replicas), file=out)
+    if step > 0:
+        print(f"resuming {tc.checkpoint_dir} at step {step} "
+              f"(epoch {step // num_batches}, batch {step % num_batches})", file=out)
+    if step >= total_steps:
+        print(f"nothing to do: the run is at step {step} and stops at {total_steps}; "
+              f"raise --max_steps or --num_epochs to train longer", file=out)
+        return {"step": step, "train_loss": None, "val_loss": None,
+                "best_val_loss": float(ckpt.best_val_loss.numpy())}
+    agreement = StopAgreement(tc.max_minutes * 60.0, started, replicas.num_replicas)
+    loop = _Loop(config, replicas, data, model, optimizer, ckpt, writer, out)
+    return loop.run(step, total_steps, agreement)
 
+
+def _build(config: RunConfig, replicas, vocab_size: int):
+    """(model, optimizer, training checkpoint), created under the strategy's scope."""
+    tc = config.train
     keras.utils.set_random_seed(tc.seed)
     tf.config.experimental.enable_op_determinism()
     with replicas.scope():
-        model = build_model(config.model, len(vocab), seed=tc.seed)
+        model = build_model(config.model, vocab_size, seed=tc.seed)
         optimizer = steps.make_optimizer(
             tc.learning_rate, tc.weight_decay, model.trainable_variables,
             loss_scaling=config.model.precision == "mixed_float16")
@@ -199,152 +226,195 @@ def _train(config: RunConfig, replicas, saved_vocab, out, started: float) -> dic
             optimizer.enable_weight_average(averaging.trainable(model.named_variables()),
                                             tc.ema_decay)
         ckpt = checkpoints.TrainingCheckpoint(tc.checkpoint_dir, model, optimizer,
-                                              model.state_shapes, dc.batch_size,
+                                              model.state_shapes, config.data.batch_size,
                                               tc.keep_checkpoints)
-    if chief:
-        ckpt.restore_latest(log=lambda m: print(m, file=out))
-        checkpoints.save_run_files(tc.checkpoint_dir, config,
-                                   vocab if saved_vocab is None else None)
-    replicas.broadcast_from_chief(ckpt.variables())
-    step = int(ckpt.step.numpy())
-    resumed = step > 0
-    writer = SummaryWriter(tc.resolved_logdir if chief else None)
-    if step == 0:
-        writer.hparams(config.to_dict())
+    return model, optimizer, ckpt
 
-    num_batches = len(data.train)
-    total_steps = num_batches * tc.num_epochs
-    if tc.max_steps:
-        total_steps = min(total_steps, tc.max_steps)
+
+def describe(config: RunConfig, data: Data, model, replicas) -> str:
+    """The first line of a run: the data, the model, where it runs."""
+    dc, mc = config.data, config.model
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    unit = "char" if vocab.level == "char" else "word"
-    print(f"{os.path.basename(dc.resolved_data_path)}: {len(vocab):,} {unit} tokens in the "
-          f"vocabulary, {len(data.train) * data.train.tokens_per_batch:,} training tokens in "
-          f"{num_batches} batches of {dc.batch_size}x{dc.seq_len}; {config.model.backend} "
-          f"{config.model.num_layers}x{config.model.hidden_size} {config.model.model}, "
-          f"{params:,} parameters"
-          + (f", {config.model.precision}" if config.model.precision != "float32" else "")
-          + (f"; {replicas.describe()}" if replicas.describe() else ""), file=out)
-    if resumed:
-        print(f"resuming {tc.checkpoint_dir} at step {step} "
-              f"(epoch {step // num_batches}, batch {step % num_batches})", file=out)
-    if step >= total_steps:
-        print(f"nothing to do: the run is at step {step} and stops at {total_steps}; "
-              f"raise --max_steps or --num_epochs to train longer", file=out)
-        return {"step": step, "train_loss": None, "val_loss": None,
-                "best_val_loss": float(ckpt.best_val_loss.numpy())}
+    unit = "char" if data.vocab.level == "char" else "word"
+    return (f"{os.path.basename(dc.resolved_data_path)}: {len(data.vocab):,} {unit} tokens in "
+            f"the vocabulary, {len(data.train) * data.train.tokens_per_batch:,} training tokens "
+            f"in {len(data.train)} batches of {dc.batch_size}x{dc.seq_len}; {mc.backend} "
+            f"{mc.num_layers}x{mc.hidden_size} {mc.model}, {params:,} parameters"
+            + (f", {mc.precision}" if mc.precision != "float32" else "")
+            + (f"; {replicas.describe()}" if replicas.describe() else ""))
 
-    train_fn = replicas.compile_train_step(model, optimizer, tc.grad_clip)
-    eval_fn = replicas.compile_eval_step(model)
-    preview = sampling.for_model(model, "sample", seed=tc.seed) if chief else None
-    preview_prime = vocab.start_ids()[None, :]
 
-    def zero_state():
-        return replicas.distribute_state(model.initial_state(dc.batch_size))
+class StopAgreement:
+    """Why training stops early, the same on every worker.
 
-    def validate(step):
-        """Loss over the whole validation split, logged with a text sample; returns the loss.
-        With --ema_decay both come from the averaged weights (see averaging.py)."""
-        average = optimizer.weight_average
+    A stop signal (Ctrl-C, SIGTERM) reaches one worker, and each worker measures its own
+    --max_minutes budget. Each step carries this worker's `requests` into the train step,
+    which sums them over all replicas (`Replicas.compile_train_step`), and `agree` reads
+    those sums: the same numbers on every worker, so all of them stop after the same step
+    and save the same checkpoint."""
+
+    def __init__(self, budget_seconds: float, started: float, num_replicas: int,
+                 clock=time.monotonic):
+        self.budget, self.started, self.num_replicas = budget_seconds, started, num_replicas
+        self.clock = clock
+        self.stopped_by = None      # the signal's name, or "a stop on another worker"
+        self.out_of_time = False    # the budget is spent (on some worker)
+        self.progress = 0.0         # fraction of the budget spent, averaged over replicas
+
+    def requests(self, signal) -> list:
+        """[a stop signal arrived here, the budget is spent here, the fraction spent]."""
+        spent = (self.clock() - self.started) / self.budget if self.budget else 0.0
+        return [1.0 if signal else 0.0, 1.0 if spent >= 1 else 0.0, spent]
+
+    def agree(self, summed, signal):
+        """summed: the requests summed over every replica of every worker."""
+        signals, times_up, spent_sum = (float(v) for v in summed)
+        if signals > 0:
+            self.stopped_by = signal or "a stop on another worker"
+        self.out_of_time = times_up > 0
+        self.progress = spent_sum / self.num_replicas
+
+    @property
+    def stopping(self) -> bool:
+        return bool(self.stopped_by) or self.out_of_time
+
+
+def save_due(step: int, save_every: int, improved: bool, last: bool, stopping: bool) -> bool:
+    """The save policy: a new best validation loss, every save_every steps, the last step
+    and a stop (signal or budget) each save a checkpoint."""
+    return improved or step % save_every == 0 or last or stopping
+
+
+class _Loop:
+    """The steps of one run, from where its checkpoint is to the end or an agreed stop."""
+
+    def __init__(self, config: RunConfig, replicas, data: Data, model, optimizer, ckpt, writer,
+                 out):
+        self.tc, self.dc = config.train, config.data
+        self.replicas, self.data, self.model, self.optimizer = replicas, data, model, optimizer
+        self.ckpt, self.writer, self.out = ckpt, writer, out
+        self.unit = "char" if data.vocab.level == "char" else "word"
+        self.own_rows = replicas.local_rows(self.dc.batch_size)   # the streams read here
+        self.train_fn = replicas.compile_train_step(model, optimizer, self.tc.grad_clip)
+        self.eval_fn = replicas.compile_eval_step(model)
+        self.preview = (sampling.for_model(model, "sample", seed=self.tc.seed)
+                        if replicas.is_chief else None)
+        self.best = float(ckpt.best_val_loss.numpy())
+        self.last_val = None
+        self.tokens_per_sec = 0.0
+
+    def zero_state(self):
+        return self.replicas.distribute_state(self.model.initial_state(self.dc.batch_size))
+
+    def run(self, step: int, total_steps: int, agreement: StopAgreement) -> dict:
+        state = (self.replicas.distribute_state(self.ckpt.carried_state()) if step > 0
+                 else self.zero_state())
+        num_batches, epoch, loss = len(self.data.train), None, float("nan")
+        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True,
+                   file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        with GracefulStop() as stop:
+            try:
+                while step < total_steps and not agreement.stopping:
+                    batch_epoch, b = divmod(step, num_batches)
+                    if batch_epoch != epoch:
+                        epoch = batch_epoch
+                        if b == 0:  # each epoch starts every stream from a zero state
+                            state = self.zero_state()
+                    lr = learning_rate(self.tc, step, epoch,
+                                       max(step / total_steps, agreement.progress))
+                    self.optimizer.learning_rate = lr
+                    x, y = self.data.train.rows(b, *self.own_rows)
+                    state_in = state
+                    loss, state = self._train_step(step, x, y, state, lr, agreement, stop, bar)
+                    step += 1
+                    last = step == total_steps or agreement.out_of_time
+                    validated = self.data.val is not None and (
+                        step % self.tc.eval_every == 0 or last)
+                    improved = validated and self._validate(step, loss, bar)
+                    if save_due(step, self.tc.resolved_save_every, improved, last,
+                                bool(agreement.stopped_by)):
+                        self._save(step, improved, validated, (x, y, state_in), state)
+            finally:
+                bar.close()
+                self.writer.close()
+        return self._report(step, loss, agreement)
+
+    def _train_step(self, step, x, y, state, lr, agreement, stop, bar):
+        """One update and its measures; returns (loss, new state)."""
+        t0 = time.perf_counter()
+        loss, grad_norm, state, summed = self.train_fn(
+            x, y, state, tf.constant(agreement.requests(stop.requested)))
+        loss, grad_norm = float(loss), float(grad_norm)
+        agreement.agree(summed.numpy(), stop.requested)
+        rate = self.data.train.tokens_per_batch / (time.perf_counter() - t0)
+        self.ckpt.step.assign(step + 1)
+        check_diverged(loss, step + 1, len(self.data.vocab), self.ckpt.latest.latest_checkpoint)
+        self.tokens_per_sec = (rate if not self.tokens_per_sec
+                               else 0.9 * self.tokens_per_sec + 0.1 * rate)
+        unit = self.unit
+        self.writer.scalars(step + 1, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
+                                       "learning_rate": lr, "grad_norm": grad_norm,
+                                       f"{unit}s_per_sec": rate})
+        bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
+                         f"{unit}s/s": f"{self.tokens_per_sec:,.0f}"}, refresh=False)
+        bar.update(1)
+        return loss, state
+
+    def _validate(self, step: int, loss: float, bar) -> bool:
+        """Loss over the whole validation split, logged with a text sample; returns whether
+        it is the best so far. With --ema_decay both come from the averaged weights (see
+        averaging.py)."""
+        average = self.optimizer.weight_average
         with average.applied() if average is not None else contextlib.nullcontext():
-            val = evaluate_batches(eval_fn, zero_state(), data.val, own_rows)
-            if preview is not None:
-                tokens = np.concatenate(list(preview.generate(
-                    preview_prime, model.initial_state(1), tc.sample_length)), axis=1)[0]
-                writer.text(step, "sample", vocab.decode(tokens))
-        check_diverged(val, step, len(vocab), ckpt.latest.latest_checkpoint)
-        writer.scalars(step, {"val/loss": val, f"val/bits_per_{unit}": val / LN2,
-                              "val/perplexity": math.exp(val)})
-        return val
+            val = evaluate_batches(self.eval_fn, self.zero_state(), self.data.val,
+                                   self.own_rows)
+            if self.preview is not None:
+                prime = self.data.vocab.start_ids()[None, :]
+                tokens = np.concatenate(list(self.preview.generate(
+                    prime, self.model.initial_state(1), self.tc.sample_length)), axis=1)[0]
+                self.writer.text(step, "sample", self.data.vocab.decode(tokens))
+        check_diverged(val, step, len(self.data.vocab), self.ckpt.latest.latest_checkpoint)
+        unit = self.unit
+        self.writer.scalars(step, {"val/loss": val, f"val/bits_per_{unit}": val / LN2,
+                                   "val/perplexity": math.exp(val)})
+        improved = val < self.best
+        self.best, self.last_val = min(self.best, val), val
+        self.ckpt.best_val_loss.assign(self.best)
+        bar.write(f"step {step} (epoch {step / len(self.data.train):.2f}): train loss "
+                  f"{loss:.4f}, val loss {val:.4f} nats/{unit} ({val / LN2:.3f} bits/{unit}, "
+                  f"perplexity {math.exp(val):.2f}){' *best*' if improved else ''}",
+                  file=self.out)
+        return improved
 
-    state = replicas.distribute_state(ckpt.carried_state()) if resumed else zero_state()
-    epoch = None
-    loss = grad_norm = float("nan")
-    best = float(ckpt.best_val_loss.numpy())
-    last_val = None
-    tokens_per_sec = 0.0
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    stopped_by = None  # why training stops early; the same on every worker
-    out_of_time = False  # the --max_minutes budget is spent; the same on every worker
-    budget = tc.max_minutes * 60.0
-    time_progress = 0.0  # fraction of the budget spent, averaged over replicas (cosine)
-    with GracefulStop() as stop:
-        try:
-            while step < total_steps and not stopped_by and not out_of_time:
-                batch_epoch, b = divmod(step, num_batches)
-                if batch_epoch != epoch:
-                    epoch = batch_epoch
-                    if b == 0:  # each epoch starts every stream from a zero state
-                        state = zero_state()
-                lr = learning_rate(tc, step, epoch, max(step / total_steps, time_progress))
-                optimizer.learning_rate = lr
-                x, y = data.train.rows(b, *own_rows)
-                t0 = time.perf_counter()
-                state_in = state
-                # A stop asked for on any worker, or its time budget spent, reaches every
-                # worker through the step, so all of them save the same step and stop.
-                spent = (time.monotonic() - started) / budget if budget else 0.0
-                requests = [1.0 if stop.requested else 0.0, 1.0 if spent >= 1 else 0.0, spent]
-                loss_t, grad_norm_t, state, requested = train_fn(x, y, state,
-                                                                 tf.constant(requests))
-                loss, grad_norm = float(loss_t), float(grad_norm_t)
-                signals, times_up, spent_sum = requested.numpy()
-                signalled, out_of_time = bool(signals > 0), bool(times_up > 0)
-                time_progress = float(spent_sum) / replicas.num_replicas
-                if signalled:
-                    stopped_by = stop.requested or "a stop on another worker"
-                dt = time.perf_counter() - t0
-                step += 1
-                ckpt.step.assign(step)
-                check_diverged(loss, step, len(vocab), ckpt.latest.latest_checkpoint)
-                rate = data.train.tokens_per_batch / dt
-                tokens_per_sec = rate if not tokens_per_sec else 0.9 * tokens_per_sec + 0.1 * rate
-                writer.scalars(step, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
-                                      "learning_rate": lr,
-                                      "grad_norm": grad_norm, f"{unit}s_per_sec": rate})
-                bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
-                                 f"{unit}s/s": f"{tokens_per_sec:,.0f}"}, refresh=False)
-                bar.update(1)
+    def _save(self, step, improved, validated, batch, state):
+        if not validated:
+            # The training loss was that of the weights before this step's update; check the
+            # updated weights before saving them (batch: the step's x, y and its state in).
+            loss_sum, n, _ = self.eval_fn(*batch)
+            check_diverged(float(loss_sum) / float(n), step, len(self.data.vocab),
+                           self.ckpt.latest.latest_checkpoint)
+        carried = self.replicas.gather_state(state)  # every worker takes part
+        if self.replicas.is_chief:
+            self.ckpt.save(carried, best=improved)
+            self.writer.flush()
 
-                is_last = step == total_steps or out_of_time
-                validated = data.val is not None and (step % tc.eval_every == 0 or is_last)
-                improved = False
-                if validated:
-                    last_val = validate(step)
-                    improved = last_val < best
-                    best = min(best, last_val)
-                    ckpt.best_val_loss.assign(best)
-                    bar.write(f"step {step} (epoch {step / num_batches:.2f}): train loss "
-                              f"{loss:.4f}, val loss {last_val:.4f} nats/{unit} "
-                              f"({last_val / LN2:.3f} bits/{unit}, perplexity "
-                              f"{math.exp(last_val):.2f}){' *best*' if improved else ''}", file=out)
-                if improved or step % tc.resolved_save_every == 0 or is_last or stopped_by:
-                    if not validated:
-                        # The training loss above was that of the weights before this step's
-                        # update; check the updated weights before saving them.
-                        loss_sum, n, _ = eval_fn(x, y, state_in)
-                        check_diverged(float(loss_sum) / float(n), step, len(vocab),
-                                       ckpt.latest.latest_checkpoint)
-                    carried = replicas.gather_state(state)  # every worker takes part
-                    if chief:
-                        ckpt.save(carried, best=improved)
-                        writer.flush()
-        finally:
-            bar.close()
-            writer.close()
-    if stopped_by:
-        print(f"stopped by {stopped_by} at step {step}; a checkpoint was saved in "
-              f"{tc.checkpoint_dir}. To resume, run the same train command again.", file=out)
-    summary = {"step": step, "train_loss": loss, "stopped_by": stopped_by,
-               "out_of_time": out_of_time,
-               "best_val_loss": best if math.isfinite(best) else None, "val_loss": last_val}
-    if stopped_by:
+    def _report(self, step: int, loss: float, agreement: StopAgreement) -> dict:
+        tc, best = self.tc, self.best
+        if agreement.stopped_by:
+            print(f"stopped by {agreement.stopped_by} at step {step}; a checkpoint was saved "
+                  f"in {tc.checkpoint_dir}. To resume, run the same train command again.",
+                  file=self.out)
+        summary = {"step": step, "train_loss": loss, "stopped_by": agreement.stopped_by,
+                   "out_of_time": agreement.out_of_time,
+                   "best_val_loss": best if math.isfinite(best) else None,
+                   "val_loss": self.last_val}
+        if agreement.stopped_by:
+            return summary
+        print(f"done at step {step}"
+              + (f" (the --max_minutes={tc.max_minutes:g} budget)"
+                 if agreement.out_of_time else "")
+              + f": train loss {loss:.4f}"
+              + (f", best val loss {best:.4f} nats/{self.unit}" if math.isfinite(best) else "")
+              + f"; checkpoints in {tc.checkpoint_dir}. Sample with: python -m tfcharrnn.sample "
+              f"--checkpoint_dir={tc.checkpoint_dir}", file=self.out)
         return summary
-    print(f"done at step {step}"
-          + (f" (the --max_minutes={tc.max_minutes:g} budget)" if out_of_time else "")
-          + f": train loss {loss:.4f}"
-          + (f", best val loss {best:.4f} nats/{unit}" if math.isfinite(best) else "")
-          + f"; checkpoints in {tc.checkpoint_dir}. Sample with: python -m tfcharrnn.sample "
-          f"--checkpoint_dir={tc.checkpoint_dir}", file=out)
-    return summary
