@@ -41,19 +41,39 @@ TRAIN_CASES = [
     (["--data_path={d}/latin1.txt"], 2, r"not valid utf-8: byte 3 .*--encoding"),
     (["--data_path={d}/binary.bin"], 2, "looks binary"),
     (["--data_path={d}/c.csv", "--csv_column=text"], 2, "no column named 'text'"),
+    # The flag checks' wiring: one of each kind (a config check, an enum, the command line);
+    # every flag check itself runs in-process below.
     (["--batch_size=0"], 2, "--batch_size must be a positive integer"),
-    (["--seq_len=-3"], 2, "--seq_len must be a positive integer"),
-    (["--hidden_size=0"], 2, "--hidden_size must be a positive integer"),
-    (["--num_layers=0"], 2, "--num_layers must be a positive integer"),
-    (["--dropout=1.0"], 2, r"--dropout must be in \[0, 1\)"),
     (["--model=transformer"], 2, "transformer"),
-    (["--backend=jax"], 2, "jax"),
-    (["--level=sentence"], 2, "sentence"),
     (["stray_argument"], 2, "unexpected argument"),
-    (["--distribution_strategy=tpu"], 2, "tpu"),
-    (["--num_replicas=2"], 2, "--num_replicas applies to --distribution_strategy=mirrored"),
-    (["--max_minutes=-1"], 2, "--max_minutes must be 0 or more"),
 ]
+
+# Checked by parsing the flags into a config, as the commands do: no TensorFlow, no process.
+FLAG_CASES = [
+    (["--batch_size=0"], "--batch_size must be a positive integer"),
+    (["--seq_len=-3"], "--seq_len must be a positive integer"),
+    (["--hidden_size=0"], "--hidden_size must be a positive integer"),
+    (["--num_layers=0"], "--num_layers must be a positive integer"),
+    (["--dropout=1.0"], r"--dropout must be in \[0, 1\)"),
+    (["--model=transformer"], "transformer"),
+    (["--backend=jax"], "jax"),
+    (["--level=sentence"], "sentence"),
+    (["--distribution_strategy=tpu"], "tpu"),
+    (["--num_replicas=2"], "--num_replicas applies to --distribution_strategy=mirrored"),
+    (["--max_minutes=-1"], "--max_minutes must be 0 or more"),
+]
+
+
+@pytest.mark.parametrize("args,pattern", FLAG_CASES, ids=[c[0][0] for c in FLAG_CASES])
+def test_train_flags_are_checked_before_anything_runs(args, pattern):
+    from absl import flags as absl_flags
+    import flags as tfcharrnn_flags
+    from tfcharrnn.errors import UsageError
+    fv = absl_flags.FlagValues()
+    tfcharrnn_flags.define_train_flags(fv)
+    with pytest.raises((absl_flags.Error, UsageError), match=pattern):
+        fv(["train", *args])
+        tfcharrnn_flags.run_config(fv)
 
 
 @pytest.mark.parametrize("args,code,pattern", TRAIN_CASES,
@@ -71,6 +91,7 @@ def test_latin1_file_trains_with_the_right_encoding(files, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_resume_with_other_settings_is_refused_and_names_the_fields(trained_run):
     c = trained_run
     r = run_command("tfcharrnn.train", f"--checkpoint_dir={c.train.checkpoint_dir}",
@@ -90,6 +111,7 @@ SAMPLE_CASES = [
 
 
 @pytest.mark.parametrize("args,code,pattern", SAMPLE_CASES, ids=[c[0][-1] for c in SAMPLE_CASES])
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_sample_rejects_bad_input(trained_run, args, code, pattern):
     r = run_command("tfcharrnn.sample", f"--checkpoint_dir={trained_run.train.checkpoint_dir}",
                     *args)
@@ -115,6 +137,7 @@ def test_missing_or_empty_checkpoint_dir(tmp_path):
 
 @pytest.mark.parametrize("damage", ["missing_config", "corrupt_config", "missing_vocab",
                                     "corrupt_vocab", "vocab_of_other_size", "no_checkpoint"])
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_damaged_run_directory(trained_run, tmp_path, damage):
     run = tmp_path / "run"
     shutil.copytree(trained_run.train.checkpoint_dir, run)

@@ -13,6 +13,7 @@ from tfcharrnn.config import PlotConfig
 from tfcharrnn.errors import UsageError
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_plot_draws_one_curve_per_run(trained_run, tmp_path):
     # Two runs in one folder: the trained one and a copy of it.
     runs = tmp_path / "runs"
@@ -34,6 +35,7 @@ def test_plot_draws_one_curve_per_run(trained_run, tmp_path):
     assert list(one) == ["a"] and len(one["a"][1]) == 30
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_plot_errors_clearly(tmp_path, trained_run, monkeypatch):
     (tmp_path / "empty").mkdir()
     r = run_command("tfcharrnn.plot", f"--logdir={tmp_path / 'empty'}",

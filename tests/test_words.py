@@ -128,6 +128,7 @@ def test_score_ranks_a_training_sentence_above_its_shuffled_words(word_run, tmp_
 
 
 @pytest.mark.parametrize("level", ["word", "char"])
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)  # subprocesses: one back-end
 def test_score_equals_evaluate_on_the_same_text(level, word_run, trained_run, tmp_path):
     run = word_run if level == "word" else trained_run
     text = "The cat likes the dog." if level == "word" else "First Citizen: hear me speak"
