@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-CELLS = ("rnn", "gru", "lstm")
+CELLS = ("rnn", "gru", "lstm")   # the table's default rows (--cells: any registered cell)
 
 
 def held_out_tail(out_dir: str) -> str:

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from tfcharrnn.models import cells  # noqa: E402  (the registry: no TensorFlow)
 
 CELLS = cells.NAMES
+TORCH_CELLS = ("rnn", "gru", "lstm")     # the cells PyTorch has: nn.RNN, nn.GRU, nn.LSTM
 CONFIGS = {"2x512": dict(hidden_size=512, batch_size=64, seq_len=100),
            "2x128": dict(hidden_size=128, batch_size=32, seq_len=50)}
 EMBEDDING, LAYERS, VOCAB = 64, 2, 65
@@ -131,6 +132,8 @@ def main():
             for cell in cells:
                 if "train" not in skip:
                     for fw in frameworks:
+                        if fw == "torch" and cell not in TORCH_CELLS:
+                            continue
                         what = "train_torch" if fw == "torch" else "train"
                         extra = {} if fw == "torch" else {"backend": fw}
                         log(f"round {r + 1}: train {name} {cell} {fw}")
@@ -211,12 +214,15 @@ def report(results, frameworks):
                 if f"{name}/{cell}/{frameworks[0]}" not in results["train"]:
                     continue                                   # not measured (--cells)
                 fpc = train_flops_per_char(cell, shape["hidden_size"])
-                cps = {fw: med(results["train"][f"{name}/{cell}/{fw}"]) for fw in frameworks}
+                cps = {fw: med(results["train"][f"{name}/{cell}/{fw}"]) for fw in frameworks
+                       if f"{name}/{cell}/{fw}" in results["train"]}   # torch: not every cell
                 row = f"| {name} | {cell} | {fpc / 1e6:.1f} | " + " | ".join(
-                    f"{cps[fw]:,.0f} ({cps[fw] * fpc / ceiling:.0%})" for fw in frameworks)
+                    f"{cps[fw]:,.0f} ({cps[fw] * fpc / ceiling:.0%})" if fw in cps else "-"
+                    for fw in frameworks)
                 if "torch" in frameworks:
-                    row += f" | {cps['keras'] / cps['torch']:.2f}x | " \
-                           f"{cps['manual'] / cps['torch']:.2f}x"
+                    row += (f" | {cps['keras'] / cps['torch']:.2f}x | "
+                            f"{cps['manual'] / cps['torch']:.2f}x" if "torch" in cps
+                            else " | - | -")
                 print(row + " |")
     bf16 = {k[:-len("/bf16")]: v for k, v in results["train"].items() if k.endswith("/bf16")}
     if bf16:

@@ -26,6 +26,7 @@ from tfcharrnn.config import DistributeConfig, RunConfig, differing_fields
 from tfcharrnn.distribute.cluster import parse_tf_config
 from tfcharrnn.errors import RunError, UsageError
 from tfcharrnn.evaluation import StreamScorer
+from tfcharrnn.models import cells
 from test_errors import assert_one_line_error
 from test_train import train_losses
 
@@ -480,11 +481,11 @@ def test_checkpoint_files_orphaned_by_a_kill_are_removed_at_the_next_save(run_co
 
 # ---- GPUs: the cuDNN hand-over ----
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", cells.NAMES)
 def test_on_a_gpu_keras_lstm_and_gru_leave_their_loop_to_keras(cell, monkeypatch):
     import keras
     from tfcharrnn.config import ModelConfig
-    from tfcharrnn.models import build_model, cells, devices
+    from tfcharrnn.models import build_model, devices
     config = ModelConfig(backend="keras", model=cell, num_layers=2, hidden_size=12,
                          embedding_size=6)
     ids = tf.constant(np.random.default_rng(0).integers(0, 9, (3, 7)), tf.int32)
