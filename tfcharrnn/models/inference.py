@@ -9,11 +9,12 @@ with XLA (`decoding/sampling.py`), and this step is written for that:
     naive loop (2 x 512 LSTM, one stream: ~5,000 tokens/s with the add, ~9,000 folded);
   - a GRU layer is two, [x, 1] @ [W_input; b_input] and [h, 1] @ [W_hidden; b_hidden], because
     its reset gate multiplies the recurrent part alone.
-Each cell folds its own weights and runs its own equations (`Cell.fold`, `Cell.folded_step`). In mixed precision the folded
-weights are rounded to the compute dtype once, and each product takes its input rounded to
-it and gives float32 back (`ops.matmul`), as in training. The sampler folds the weights once per `generate()` call
-(`fold_weights`, ~2 ms for the 2 x 512 LSTM) and passes them into its compiled calls, so they
-always hold the variables' current values and no compiled call repeats the folding.
+Each cell folds its own weights and runs its own equations (`Cell.fold`,
+`Cell.folded_step`). In mixed precision the folded weights are rounded to the compute dtype
+once, and each product takes its input rounded to it and gives float32 back (`ops.matmul`),
+as in training. The sampler folds the weights once per `generate()` call (`fold_weights`,
+~2 ms for the 2 x 512 LSTM) and passes them into its compiled calls, so they always hold the
+variables' current values and no compiled call repeats the folding.
 """
 
 import tensorflow as tf

@@ -19,14 +19,14 @@ issue-4 note has the runs). The manual back-end uses the same scheme.
 Speed: the layers are Keras' own (same weights, same equations, same checkpoints), but their
 `inner_loop`, the hook Keras itself uses to put cuDNN behind an LSTM or GRU layer, runs the
 cell's own loop (`cells/`: the classic cells' hand-written backward-through-time kernels)
-instead of Keras' generic
-`tf.while_loop` under autodiff, which on CPU forms every weight gradient as a hundred small
-per-step products. That made the 2 x 512 LSTM train step 1.7x faster. Layers configured
-outside what the cell computes (masking, go_backwards, built-in dropout, other activations:
-`Cell.keras_matches`) fall back to Keras' loop; a test checks both give the same outputs and gradients. On a GPU
-the LSTM and GRU leave their loop to Keras, which runs cuDNN there (`devices.py`), except
-in mixed precision, where the kernels' products run in the low precision (`ops.py`) and
-the Keras layers stay float32 (no Keras dtype policy).
+instead of Keras' generic `tf.while_loop` under autodiff, which on CPU forms every weight
+gradient as a hundred small per-step products. That made the 2 x 512 LSTM train step 1.7x
+faster. Layers configured outside what the cell computes (masking, go_backwards, built-in
+dropout, other activations: `Cell.keras_matches`) fall back to Keras' loop; a test checks
+both give the same outputs and gradients. On a GPU the LSTM and GRU leave their loop to
+Keras, which runs cuDNN there (`devices.py`), except in mixed precision, where the kernels'
+products run in the low precision (`ops.py`) and the Keras layers stay float32 (no Keras
+dtype policy).
 """
 
 import functools

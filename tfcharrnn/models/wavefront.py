@@ -1,9 +1,10 @@
 """The forward pass of a stack of layers as a wavefront, for evaluation.
 
-Layer l at time step t reads layer l-1 at step t and itself at step t-1. Run layer after layer
-(`stacked.StackedRNN.layer_by_layer`), a stack of L layers is L loops of T dependent steps, and while one layer
-runs nothing else can. Here ONE loop runs over the diagonals instead: in iteration i, layer l
-computes its step t = i - l from values of iteration i-1 only,
+Layer l at time step t reads layer l-1 at step t and itself at step t-1. Run layer after
+layer (`stacked.StackedRNN.layer_by_layer`), a stack of L layers is L loops of T dependent
+steps, and while one layer runs nothing else can. Here ONE loop runs over the diagonals
+instead: in iteration i, layer l computes its step t = i - l from values of iteration i-1
+only,
 
     iteration:  0      1      2     ...   T-1      T     ...  T+L-2
     layer 0:    t=0    t=1    t=2         t=T-1

@@ -100,7 +100,8 @@ def _gru(xw, w_hidden, b_hidden, h0, compute):
         return (t + 1, hs.write(t, h), zs.write(t, z), rs.write(t, r), ns.write(t, n),
                 hns.write(t, hn), h)
 
-    *arrays, h = loops.loop(steps, body, tuple(loops.array(xw.dtype, steps) for _ in range(5)) + (h0,))
+    *arrays, h = loops.loop(steps, body,
+                            tuple(loops.array(xw.dtype, steps) for _ in range(5)) + (h0,))
     hs = arrays[0].stack()                                             # [T, B, H]
     zs, rs, ns, hns = arrays[1:]      # read back a step at a time, not stacked (see the LSTM)
 
@@ -121,8 +122,8 @@ def _gru(xw, w_hidden, b_hidden, h0, compute):
             return (t - 1, dzs.write(t, dz), drs.write(t, dr), dns.write(t, dn),
                     duns.write(t, dun), dh_prev)
 
-        *arrays, dh0 = loops.reverse_loop(steps, back,
-                                     tuple(loops.array(xw.dtype, steps) for _ in range(4)) + (d_h,))
+        *arrays, dh0 = loops.reverse_loop(
+            steps, back, tuple(loops.array(xw.dtype, steps) for _ in range(4)) + (d_h,))
         dz, dr, dn, dun = (a.stack() for a in arrays)                    # each [T, B, H]
         dus = tf.concat([dz, dr, dun], axis=-1)                          # d (h U + b) [T, B, 3H]
         return (tf.concat([dz, dr, dn], axis=-1), loops.weight_grad(h_prev, dus, compute),

@@ -179,7 +179,8 @@ def _lstm_forward(gate_inputs, steps, ws, h0, c0, compute):
 
     # In low precision the rounded h_{t-1} of every step is kept too: the weight gradient
     # multiplies exactly those (see _low_copies).
-    arrays = tuple(loops.array(h0.dtype, steps) for _ in range(7)) + loops.low_copies(compute, steps, 1)
+    arrays = (tuple(loops.array(h0.dtype, steps) for _ in range(7))
+              + loops.low_copies(compute, steps, 1))
     *arrays, h, c = loops.loop(steps, body, arrays + (h0, c0))
     names = ("hs", "f", "dc_from_dh", "di", "df", "dg", "do", "h_prev_low")
     # hs and the rounded h are used whole (the next layer's input, the weight gradient) and
