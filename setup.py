@@ -44,7 +44,8 @@ setup(
     ],
     extras_require={
         # the tests drive the server (and its page in Chromium through Selenium)
-        "test": ["pytest>=8", "matplotlib>=3.8"] + SERVE + ["httpx>=0.27", "selenium>=4.20"],
+        "test": ["pytest>=8", "matplotlib>=3.8", "hypothesis>=6.100"] + SERVE
+        + ["httpx>=0.27", "selenium>=4.20"],
         "plot": ["matplotlib>=3.8"],   # python -m tfcharrnn.plot
         "serve": SERVE,                # python -m tfcharrnn.serve
         "bench": ["torch==2.13.0"],

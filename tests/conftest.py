@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import hypothesis
 import pytest
 
 from tfcharrnn import config as cfg
@@ -126,3 +127,11 @@ def browser():
     driver = chrome()
     yield driver
     driver.quit()
+
+
+# The fuzz tests' examples (test_fuzz.py): a fixed seed, so CI is repeatable; a few hundred per
+# input path. --hypothesis-profile=long: ten times as many, from a random seed.
+hypothesis.settings.register_profile("tfcharrnn", max_examples=300, derandomize=True,
+                                     deadline=None, print_blob=True)
+hypothesis.settings.register_profile("long", max_examples=3000, deadline=None, print_blob=True)
+hypothesis.settings.load_profile("tfcharrnn")

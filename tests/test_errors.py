@@ -120,8 +120,9 @@ def test_sample_rejects_bad_input(trained_run, args, code, pattern):
 
 def test_train_into_an_unwritable_checkpoint_dir(files):
     r = run_command("tfcharrnn.train", f"--checkpoint_dir={files}/c.csv/run")
-    assert_one_line_error(r, 2, r"cannot write into .*c.csv/run \(Not a directory\); pass a "
-                                r"writable --checkpoint_dir")
+    assert_one_line_error(r, 2, r"cannot write --checkpoint_dir .*c.csv/run \(a file stands "
+                                r"where a folder would go\); pass a path you can write to as "
+                                r"--checkpoint_dir")
     r = run_command("tfcharrnn.train", f"--checkpoint_dir={files}/c.csv")
     assert_one_line_error(r, 2, r"--checkpoint_dir is a file, not a directory: .*c.csv")
 

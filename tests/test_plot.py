@@ -42,6 +42,11 @@ def test_plot_errors_clearly(tmp_path, trained_run, monkeypatch):
                     f"--out={tmp_path / 'x.png'}")
     assert_one_line_error(r, 2, "no TensorBoard event files under .*; point --logdir at")
     assert not (tmp_path / "x.png").exists()
+    (tmp_path / "blocker").write_text("x")              # a file where a folder would go
+    with pytest.raises(UsageError, match=r"cannot write --out .*blocker/x.png \(a file stands "
+                                         r"where a folder would go\); pass a path you can"):
+        plot_lib.plot(PlotConfig(logdir=trained_run.train.checkpoint_dir,
+                                 out=str(tmp_path / "blocker" / "x.png")))
     with pytest.raises(UsageError, match="no run under .* logged 'nope'"):
         plot_lib.plot(PlotConfig(logdir=trained_run.train.checkpoint_dir, tag="nope",
                                  out=str(tmp_path / "x.png")))

@@ -191,10 +191,17 @@ def test_a_failed_prepare_leaves_nothing_behind(tmp_path, corpus_path, monkeypat
     def full(self, ids):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(tokenfile.Writer, "append", full)
-    with pytest.raises(UsageError, match="No space left on device"):
+    with pytest.raises(UsageError, match="No space left on device.*free some space or pass "
+                                         "another --out"):
         prepare_lib.prepare(DataConfig(data_path=str(corpus_path)), str(tmp_path / "out"),
                             **QUIET)
     assert os.listdir(tmp_path) == []
+    (tmp_path / "blocker").write_text("x")              # a file where a folder would go
+    with pytest.raises(UsageError, match=r"cannot write --out .*blocker/data \(a file stands "
+                                         r"where a folder would go\); pass a path you can"):
+        prepare_lib.prepare(DataConfig(data_path=str(corpus_path)),
+                            str(tmp_path / "blocker" / "data"), **QUIET)
+    assert os.listdir(tmp_path) == ["blocker"]
 
 
 def test_a_directory_without_vocab_or_meta_is_one_line(tmp_path, corpus_path):

@@ -173,3 +173,28 @@ def test_an_unknown_method_is_an_error():
     from tfcharrnn.errors import UsageError
     with pytest.raises(UsageError, match="unknown sampling method 'beam'.*argmax, sample"):
         Sampler(uniform_step, "beam")
+
+
+# ---- what one sample command may ask for ----
+
+def test_sample_requests_are_bounded_and_the_line_names_the_limit():
+    from tfcharrnn import config as cfg, sample_lib
+    from tfcharrnn.errors import UsageError
+    from tfcharrnn.vocab import CharVocab
+    with pytest.raises(UsageError, match=r"--num_samples=100,000,000 is more than 10,000"):
+        cfg.SampleConfig(num_samples=100_000_000, length=10)
+    with pytest.raises(UsageError, match=r"--beam_width=1,000 is more than 256"):
+        cfg.SampleConfig(sampling="beam", beam_width=1000)
+    vocab = CharVocab.from_text("abc")
+    sample_lib.check_request(cfg.SampleConfig(num_samples=10_000, length=1000), vocab)
+    with pytest.raises(UsageError, match=r"--num_samples x --length = 10,010,000 tokens, more "
+                                         r"than 10,000,000"):
+        sample_lib.check_request(cfg.SampleConfig(num_samples=10_000, length=1001), vocab)
+
+
+def test_evaluate_window_keeps_one_calls_logits_bounded():
+    from types import SimpleNamespace
+    from tfcharrnn.evaluation import StreamScorer
+    model = SimpleNamespace(vocab_size=50_000)
+    assert StreamScorer(model, window=10 ** 9).window == StreamScorer.MAX_LOGITS // 50_000
+    assert StreamScorer(SimpleNamespace(vocab_size=65), window=1000).window == 1000

@@ -54,6 +54,30 @@ def test_batched_scores_equal_one_at_a_time(trained_run, monkeypatch):
         assert abs(a["total_nats"] - b["total_nats"]) <= 1e-5 * max(1.0, a["total_nats"])
 
 
+@pytest.mark.parametrize("trained_run", ["keras"], indirect=True)
+def test_a_long_text_runs_in_batches_of_bounded_padding(trained_run, monkeypatch):
+    """A text far longer than the others does not pad a whole batch to its length: each
+    batch's arrays stay within MAX_PADDED positions, and the numbers do not change."""
+    _, vocab, model = checkpoints.restore_model(trained_run.train.checkpoint_dir)
+    lines = texts(12)
+    sequences = [vocab.encode(t) for t in [" ".join(lines) * 3] + lines]    # ~1,900 tokens
+    reference = BatchScorer(model, window=50, batch_size=8)
+    want_scores = reference.score(sequences)
+    want_tokens = reference.token_losses(sequences)
+    monkeypatch.setattr(BatchScorer, "MAX_PADDED", 2000)
+    scorer = BatchScorer(model, window=50, batch_size=8)
+    padded = []
+    real_batches = scorer._batches
+    scorer._batches = lambda order, lengths: [
+        padded.append(len(b) * lengths[b[0]]) or b for b in real_batches(order, lengths)]
+    got_scores, got_tokens = scorer.score(sequences), scorer.token_losses(sequences)
+    assert padded and max(padded) <= 2000 < len(sequences[0]) * 2
+    for a, b in zip(got_scores, want_scores):
+        assert a["total_nats"] == pytest.approx(b["total_nats"], rel=1e-5)
+    for a, b in zip(got_tokens, want_tokens):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_word_level_batched_scores_equal_one_at_a_time(word_run, monkeypatch):
     _, vocab, model = checkpoints.restore_model(word_run.train.checkpoint_dir)
     sentences = ["The cat likes a dog.", "My friend sees the zebra, which was odd.",

@@ -40,6 +40,11 @@ def _positive(name, value):
                          f"pass --{name}=1 or more")
 
 
+def _at_most(name, value, limit, why):
+    if value > limit:
+        raise UsageError(f"--{name}={value:,} is more than {limit:,}, {why}")
+
+
 def _finite_floats(config):
     """NaN and the infinities are refused for every float setting (absl's float flags parse
     'inf' and 'nan': --learning_rate=inf would run and diverge)."""
@@ -272,6 +277,13 @@ def differing_fields(saved: RunConfig, current: RunConfig) -> list:
     return diffs
 
 
+# What one `sample` command may ask for: the samples are drawn side by side and kept until
+# printed, and a beam search holds [beam_width, vocabulary] scores per step.
+MAX_SAMPLES = 10_000
+MAX_SAMPLE_TOKENS = 10_000_000       # --num_samples x the tokens of each
+MAX_BEAM_WIDTH = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleConfig:
     checkpoint_dir: str = "checkpoints/lstm"  # run directory written by train
@@ -299,6 +311,8 @@ class SampleConfig:
         _positive("length", self.length)
         _positive("num_samples", self.num_samples)
         _positive("max_length", self.max_length)
+        _at_most("num_samples", self.num_samples, MAX_SAMPLES,
+                 "the most one command draws; run it again with another --seed for more")
         if not 0 <= self.min_length <= self.max_length:
             raise UsageError(f"--min_length must be between 0 and --max_length="
                              f"{self.max_length}, got {self.min_length}")
@@ -313,6 +327,8 @@ class SampleConfig:
             raise UsageError(f"--seed must fit in 64 bits (-2^63 to 2^63 - 1), got {self.seed}")
         if self.sampling == "beam":
             _positive("beam_width", self.beam_width)
+            _at_most("beam_width", self.beam_width, MAX_BEAM_WIDTH,
+                     "the widest beam search (it keeps beam_width x vocabulary scores)")
             if self.num_samples > self.beam_width:
                 raise UsageError(f"--num_samples={self.num_samples} is more than "
                                  f"--beam_width={self.beam_width}: a beam search returns at "

@@ -25,7 +25,7 @@ def read_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> str
         raise UsageError(f"data file looks binary (it contains NUL bytes): {path}; "
                          f"pass a text file")
     try:
-        return raw.decode(encoding, errors)
+        text = raw.decode(encoding, errors)
     except UnicodeDecodeError as e:
         raise UsageError(f"data file is not valid {encoding}: byte {e.start} "
                          f"(0x{raw[e.start]:02x}) of {path}; pass --encoding=<its encoding> "
@@ -34,6 +34,10 @@ def read_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> str
     except LookupError:
         raise UsageError(f"unknown --encoding={encoding!r}; use a Python codec name "
                          f"such as utf-8 or latin-1") from None
+    if not text:        # bytes that decode to nothing (--encoding_errors=ignore)
+        raise UsageError(f"data file holds no text in {encoding} ({len(raw)} bytes, none "
+                         f"decoded): {path}; pass --encoding=<its encoding>")
+    return text
 
 
 def is_plain_file(path: str) -> bool:
@@ -95,7 +99,12 @@ def read_csv_column(text: str, path: str, column: str = "") -> list:
         raise UsageError(f"{path} has no CSV rows; pass a file with at least one row")
     index, skip_first = csv_column_index(rows[0], sample, path, column)
     body = rows[1:] if skip_first else rows
-    return [r[index] for r in body if index < len(r) and r[index].strip()]
+    documents = [r[index] for r in body if index < len(r) and r[index].strip()]
+    if not documents:
+        raise UsageError(f"{path} has no text in column {index} (its rows: "
+                         f"{len(body)}{', after a header' if skip_first else ''}); pass "
+                         f"--csv_column=NAME or NUMBER of a column with text")
+    return documents
 
 
 def csv_column_index(first: list, sample: str, path: str, column: str = "") -> tuple:

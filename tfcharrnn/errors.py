@@ -17,3 +17,15 @@ class UsageError(TfcharrnnError):
 
 class RunError(TfcharrnnError):
     exit_code = 1
+
+
+def cannot_write(flag: str, path: str, reason) -> UsageError:
+    """The one line for an output path that cannot be written (--checkpoint_dir, --out,
+    --export_dir): the path, why (an OSError's text, or a string), and what to do."""
+    import errno
+    code = getattr(reason, "errno", None)
+    text = ("a file stands where a folder would go" if code in (errno.EEXIST, errno.ENOTDIR)
+            else getattr(reason, "strerror", None) or str(reason))
+    fix = ("free some space or pass another " if code == errno.ENOSPC
+           else "pass a path you can write to as ")
+    return UsageError(f"cannot write {flag} {path} ({text}); {fix}{flag}")

@@ -25,9 +25,14 @@ def _summary(total: float, count: int) -> dict:
 class StreamScorer:
     """Scores ids[1:] given everything before them, as one stream (batch of 1)."""
 
+    # float32 logits of one call, at most: 256 MB (a --window of 10M characters would be
+    # 2.6 GB; at word level a window of 1,000 is 32 MB per 8,000 words).
+    MAX_LOGITS = 2 ** 26
+
     def __init__(self, model, window: int = 1000):
         self.model = model
-        self.window = window  # tokens per compiled forward call; only speed depends on it
+        # Tokens per compiled forward call; only speed depends on it.
+        self.window = max(1, min(window, self.MAX_LOGITS // model.vocab_size))
         # Windows of different lengths would each trace a new graph; relax the shapes.
         self._eval = tf.function(lambda x, y, s: steps.eval_step(model, x, y, s),
                                  reduce_retracing=True)
@@ -86,6 +91,10 @@ class BatchScorer:
     # benchmark's lines: 5,007 distinct prefixes of 6 tokens, 6,331 of 8, 7,088 of 10 among
     # 7,839 texts) and a column a call costs more than it saves.
     TREE_COLUMNS = 8
+    # Positions of one batch's arrays, padding included (x, y and mask: 12 bytes each), at
+    # most: 192 MB. A very long text runs with few others, or alone, instead of padding a
+    # whole batch to its length (1,024 rows of a 1M-character line would be 12 GB).
+    MAX_PADDED = 2 ** 24
 
     def __init__(self, model, window: int = 1000, batch_size: int = 1024):
         self.model = model
@@ -183,8 +192,7 @@ class BatchScorer:
         `state` (flat list of [N, H])."""
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
         totals = np.zeros(len(sequences))
-        for first in range(0, len(order), self.batch_size):
-            batch = order[first:first + self.batch_size]
+        for batch in self._batches(order, [len(s) for s in sequences]):
             counts = np.array([max(len(sequences[i]) - 1, 0) for i in batch])  # descending
             if counts[0] < 1:
                 continue                                         # nothing to predict
@@ -204,6 +212,15 @@ class BatchScorer:
                 sums[:kept] += part.numpy()
             totals[batch] = sums
         return totals
+
+    def _batches(self, order, lengths):
+        """`order` (indices, longest first) cut into batches of up to batch_size rows, each
+        within MAX_PADDED positions (its rows x its first row's length)."""
+        first = 0
+        while first < len(order):
+            rows = max(1, min(self.batch_size, self.MAX_PADDED // max(lengths[order[first]], 1)))
+            yield order[first:first + rows]
+            first += rows
 
     def score(self, sequences: list) -> list:
         """Args: sequences, a list of int id arrays. Returns one `StreamScorer.score`-like
@@ -230,8 +247,7 @@ class BatchScorer:
         sequences = [np.asarray(s, np.int32) for s in sequences]
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
         out = [np.zeros(max(len(s) - 1, 0), np.float32) for s in sequences]
-        for first in range(0, len(order), self.batch_size):
-            batch = order[first:first + self.batch_size]
+        for batch in self._batches(order, [len(s) for s in sequences]):
             width = len(sequences[batch[0]]) - 1
             if width < 1:
                 continue

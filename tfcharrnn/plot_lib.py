@@ -9,7 +9,7 @@ a comparison share one axis of wall time. matplotlib is an optional extra
 import os
 
 from tfcharrnn.config import PlotConfig
-from tfcharrnn.errors import UsageError
+from tfcharrnn.errors import UsageError, cannot_write
 
 
 def event_dirs(logdir: str) -> list:
@@ -81,10 +81,13 @@ def plot(config: PlotConfig, out=None) -> dict:
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(config.out))
-    os.makedirs(directory, exist_ok=True)
-    figure.savefig(config.out, dpi=120)
-    pyplot.close(figure)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(config.out)), exist_ok=True)
+        figure.savefig(config.out, dpi=120)
+    except OSError as e:
+        raise cannot_write("--out", config.out, e) from None
+    finally:
+        pyplot.close(figure)
     if out is not None:
         print(f"wrote {config.out}: {len(curves)} curve(s) of {config.tag} "
               f"({', '.join(sorted(curves))})", file=out)

@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 
-from tfcharrnn.errors import UsageError
+from tfcharrnn.errors import UsageError, cannot_write
 
 LOCK_FILE = "train.lock"
 
@@ -34,8 +34,7 @@ class RunLock:
             os.makedirs(self.run_dir, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise UsageError(f"cannot write into {self.run_dir} ({e.strerror}); pass a "
-                             f"writable --checkpoint_dir") from None
+            raise cannot_write("--checkpoint_dir", self.run_dir, e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -16,7 +16,7 @@ same settings and seed. `--sampling=beam` searches for the most likely text inst
 import sys
 
 from tfcharrnn import checkpoints
-from tfcharrnn.config import SampleConfig
+from tfcharrnn.config import MAX_SAMPLE_TOKENS, SampleConfig
 from tfcharrnn.decoding import interactive
 from tfcharrnn.decoding.beam_search import BeamSearch
 from tfcharrnn.decoding.jobs import MAX_ATTEMPTS, CharJob, SentenceJob, prime_ids
@@ -52,6 +52,12 @@ def check_request(config: SampleConfig, vocab, flag=lambda name: f"--{name}"):
     if config.sampling == "top_k" and config.top_k > len(vocab):
         raise UsageError(f"{flag('top_k')}={config.top_k} is larger than the vocabulary "
                          f"({len(vocab)} tokens); pass {flag('top_k')}={len(vocab)} or less")
+    length = "length" if vocab.level == "char" else "max_length"   # tokens of each sample
+    tokens = config.num_samples * getattr(config, length)
+    if tokens > MAX_SAMPLE_TOKENS:
+        raise UsageError(f"{flag('num_samples')} x {flag(length)} = {tokens:,} tokens, more "
+                         f"than {MAX_SAMPLE_TOKENS:,}, the most one request draws (its samples "
+                         f"are kept until printed); ask for fewer or shorter samples")
     if config.stop and vocab.level != "char":
         raise UsageError(f"{flag('stop')} is for character-level models; a word-level sample "
                          f"already ends at the end of its sentence")

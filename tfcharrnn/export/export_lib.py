@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfcharrnn import checkpoints
 from tfcharrnn.config import ExportConfig
-from tfcharrnn.errors import UsageError
+from tfcharrnn.errors import UsageError, cannot_write
 from tfcharrnn.export import web
 from tfcharrnn.export.module import ExportModule
 
@@ -72,16 +72,14 @@ def _write(run, config: ExportConfig, target: str, partial: str):
             tf.saved_model.save(module, partial, signatures=module.signatures())
     except (tf.errors.PermissionDeniedError, tf.errors.NotFoundError) as e:
         shutil.rmtree(partial, ignore_errors=True)        # TensorFlow's file system said no
-        raise UsageError(f"cannot write --export_dir {config.export_dir} "
-                         f"({e.message.splitlines()[0][:200]}); pass a directory you can "
-                         f"write to") from None
+        raise cannot_write("--export_dir", config.export_dir,
+                           e.message.splitlines()[0][:200]) from None
     except OSError as e:
         shutil.rmtree(partial, ignore_errors=True)
         where = str(e.filename or "")
         if not where or not (target.startswith(where) or where.startswith(partial)):
             raise               # not the export's own path: a bug, not the user's directory
-        raise UsageError(f"cannot write --export_dir {config.export_dir} ({e.strerror or e}); "
-                         f"pass a directory you can write to") from None
+        raise cannot_write("--export_dir", config.export_dir, e) from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from tfcharrnn.errors import UsageError
+from tfcharrnn.errors import UsageError, cannot_write
 from tfcharrnn.prepare import sources, tokenfile
 
 FORMAT = "tfcharrnn-prepared"
@@ -281,8 +281,7 @@ def prepare(dc, out_dir: str, workers: int = 0, overwrite: bool = False, log=Non
         meta = _prepare_into(files, dc, partial, workers, log)
     except OSError as e:
         shutil.rmtree(partial, ignore_errors=True)
-        raise UsageError(f"cannot write {out_dir} ({e.strerror or e}); free some space or pass "
-                         f"another --out") from None
+        raise cannot_write("--out", out_dir, e) from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
