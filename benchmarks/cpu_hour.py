@@ -124,7 +124,8 @@ def main():
         row = results.get(cell, {})
         if not args.skip_train:
             row = {"minutes": train(cell, run_dir, args.train_flag), "cpu": cpu_name()}
-        rates = logged(run_dir, "chars_per_sec")
+        rates = (logged(run_dir, "train/chars_per_sec")
+                 or logged(run_dir, "chars_per_sec"))        # runs logged before 2026-12-03
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
             config = json.load(f)
         row.update({

@@ -101,7 +101,7 @@ def grad_norms(logdir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
     acc.Reload()
-    return [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("grad_norm")]
+    return [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("train/grad_norm")]
 
 
 @pytest.fixture(scope="module")

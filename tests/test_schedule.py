@@ -36,7 +36,7 @@ def test_a_run_logs_the_scheduled_rates(tmp_path, corpus_path):
     acc = EventAccumulator(config.train.resolved_logdir, size_guidance={"tensors": 0})
     acc.Reload()
     logged = [float(tf.make_ndarray(e.tensor_proto)) for e in
-              sorted(acc.Tensors("learning_rate"), key=lambda e: e.step)]
+              sorted(acc.Tensors("train/learning_rate"), key=lambda e: e.step)]
     lr = config.train.learning_rate
     want = [lr * min(1, (s + 1) / 2) * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
     np.testing.assert_allclose(logged, want, rtol=1e-6)

@@ -140,7 +140,8 @@ def test_tensorboard_has_the_scalars_text_and_hparams(trained_run):
     acc.Reload()
     tags = set(acc.Tags()["tensors"])
     for tag in ["train/loss", "train/bits_per_char", "val/loss", "val/bits_per_char",
-                "val/perplexity", "learning_rate", "grad_norm", "chars_per_sec", "sample"]:
+                "val/perplexity", "train/learning_rate", "train/grad_norm",
+                "train/chars_per_sec", "sample"]:
         assert tag in tags, tag
     assert len(acc.Tensors("train/loss")) == 30
     assert [e.step for e in acc.Tensors("val/loss")] == [10, 20, 30]

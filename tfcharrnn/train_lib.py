@@ -352,9 +352,11 @@ class _Loop:
         self.tokens_per_sec = (rate if not self.tokens_per_sec
                                else 0.9 * self.tokens_per_sec + 0.1 * rate)
         unit = self.unit
+        # All under train/: TensorBoard shows the top-level tags first, and the first group
+        # on its page should hold the loss.
         self.writer.scalars(step + 1, {"train/loss": loss, f"train/bits_per_{unit}": loss / LN2,
-                                       "learning_rate": lr, "grad_norm": grad_norm,
-                                       f"{unit}s_per_sec": rate})
+                                       "train/learning_rate": lr, "train/grad_norm": grad_norm,
+                                       f"train/{unit}s_per_sec": rate})
         bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
                          f"{unit}s/s": f"{self.tokens_per_sec:,.0f}"}, refresh=False)
         bar.update(1)
