@@ -73,7 +73,9 @@ def define_model_flags(fv=FLAGS):
     flags.DEFINE_enum("backend", _M.backend, cfg.BACKENDS,
                       "keras: Keras RNN layers; manual: explicit weights and time loop.",
                       flag_values=fv)
-    flags.DEFINE_enum("model", _M.model, cfg.MODELS, "Recurrent cell.", flag_values=fv)
+    flags.DEFINE_enum("model", _M.model, cfg.MODELS,
+                      f"Recurrent cell: {', '.join(cfg.MODELS)} (tfcharrnn/models/cells/).",
+                      flag_values=fv)
     flags.DEFINE_integer("num_layers", _M.num_layers, "Stacked recurrent layers.",
                          flag_values=fv)
     flags.DEFINE_integer("hidden_size", _M.hidden_size, "Units per recurrent layer.",
