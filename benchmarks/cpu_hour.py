@@ -146,18 +146,14 @@ def main():
     print("| cell | held-out nats/char | bits/char | last checkpoint nats/char | minutes "
           "| steps | train chars/s | parameters |")
     print("|---|---|---|---|---|---|---|---|")
-    for cell in CELLS:
-        if cell not in results:
-            continue
-        r = results[cell]
+    for cell, r in results.items():       # every run in results.json, --cells or not
         m = r.get("minutes")
         print(f"| {cell} | {r['best']['loss_nats_per_token']:.4f} "
               f"| {r['best']['bits_per_token']:.4f} "
               f"| {r['latest']['loss_nats_per_token']:.4f} "
               f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "
               f"| {r['chars_per_sec']:,.0f} | {r['parameters']:,} |")
-    for cell in CELLS:
-        r = results.get(cell, {})
+    for cell, r in results.items():
         if "best_raw" in r:
             print(f"{cell}: --ema_decay={r['train']['ema_decay']}; the weights themselves "
                   f"instead of their average: best checkpoint "
