@@ -238,10 +238,9 @@ def test_any_flag_values_of_every_command(command, data):
 @pytest.fixture(scope="module")
 def small_server(served_run):
     from test_serve import Served
-    server = Served(served_run.train.checkpoint_dir, max_length=40, max_batch=4, max_texts=4,
-                    max_body_kb=4)
-    yield server
-    server.close()
+    with Served(served_run.train.checkpoint_dir, max_length=40, max_batch=4, max_texts=4,
+                max_body_kb=4) as server:
+        yield server
 
 
 FIELDS = ["prime", "length", "temperature", "sampling", "top_k", "top_p", "seed", "stop",

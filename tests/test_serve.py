@@ -32,21 +32,25 @@ class Served:
     def close(self):
         self.engine.stop()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 @pytest.fixture(scope="module")
 def served(served_run):
     """The session's served run, with small limits."""
-    s = Served(served_run.train.checkpoint_dir, max_length=600, max_batch=8, max_texts=5,
-               max_body_kb=4)
-    yield s
-    s.close()
+    with Served(served_run.train.checkpoint_dir, max_length=600, max_batch=8, max_texts=5,
+                max_body_kb=4) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
 def served_words(word_run):
-    s = Served(word_run.train.checkpoint_dir, max_batch=8)
-    yield s
-    s.close()
+    with Served(word_run.train.checkpoint_dir, max_batch=8) as s:
+        yield s
 
 
 def sample_command(run_dir, **settings):

@@ -18,13 +18,15 @@ starts with "b_" is a bias, which weight decay leaves alone (`steps.is_bias`).
 Shapes: B rows, T steps, I inputs, H hidden units, G = `gates` fused blocks.
 """
 
+import abc
+
 import keras
 import tensorflow as tf
 
 from tfcharrnn.models import ops
 
 
-class Cell:
+class Cell(abc.ABC):
     name = None           # the registry's name (`--model`)
     gates = 1             # G: the input projection is [.., G*H]
     gate_names = ("h",)   # the G blocks in order (the web export lists them)
@@ -53,11 +55,11 @@ class Cell:
 
     # ---- the equations ----
 
+    @abc.abstractmethod
     def equations(self, xw, hw, state, sigmoid=tf.sigmoid):
         """One step: xw [B, G*H] the projected input (bias in), hw [B, G*H] the recurrent
         product (its bias in), or None when xw already holds it (the folded step);
         state tuple of [B, H] -> (output [B, H], new state tuple)."""
-        raise NotImplementedError
 
     def project(self, params, x, compute=None):
         """x [..., I] -> x W_input + input bias [..., G*H]; independent of the state."""
