@@ -30,7 +30,7 @@ setup(
     packages=find_packages(include=["tfcharrnn", "tfcharrnn.*", "flags", "flags.*"]),
     package_data={"tfcharrnn": ["data/*.txt", "serve/static/*", "export/web/*.js",
                                 "export/web/*.json", "export/web/static/*.js"],
-                  "flags": ["presets/*.cfg"]},
+                  "flags": ["presets/*.cfg", "presets/*/*.cfg"]},
     include_package_data=True,
     install_requires=TENSORFLOW + [
         # <3.16: the train step relies on Keras' private optimizer hook

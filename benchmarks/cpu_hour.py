@@ -11,6 +11,15 @@ best and latest checkpoints on the held-out tail: the last 10% of the bundled co
 the default split keeps out of training, as one stream from a zero state. Prints a Markdown
 table and writes OUT_DIR/results.json. Train chars/s is the median of the per-step rates the
 run logged (validation excluded); minutes are the wall time of the train command.
+The table's CPU kind is the widest vector unit the products use and their precision (the
+preset's `--precision=auto` picks bfloat16 where the CPU multiplies it); pass
+`--train_flag=--precision=float32` for the float32 row on such a CPU. An AVX2-only 2-core
+machine can be stood in for by one core of a faster one with oneDNN held to AVX2 (the cores
+and the cap are recorded; say so beside the figures):
+
+    ONEDNN_MAX_CPU_ISA=AVX2 taskset -c 0 python benchmarks/cpu_hour.py --out_dir=runs/avx2 \
+        --cells=lstm --train_flag=--precision=float32
+
 Not a test: nothing here passes or fails.
 """
 
@@ -90,6 +99,8 @@ def parameters(run_dir: str) -> int:
 
 
 def cpu_name() -> str:
+    """The CPU's model, the cores this process may run on (taskset narrows them) and the
+    vector flags that decide its speed."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     except OSError:
@@ -97,8 +108,27 @@ def cpu_name() -> str:
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return (f"{fields.get('Model name', '?').strip()}, {os.cpu_count()} cores"
+    cores = len(os.sched_getaffinity(0))
+    return (f"{fields.get('Model name', '?').strip()}, {cores} core{'s' * (cores != 1)}"
             f" ({' '.join(shown) or 'no AVX2'})")
+
+
+def cpu_kind(precision: str, flags: set = None, isa_cap: str = None) -> str:
+    """What decides the hour on a CPU: the widest vector unit the products use and the
+    precision they run in, e.g. "AMX, bfloat16" or "AVX2, float32". `ONEDNN_MAX_CPU_ISA`
+    (oneDNN's cap on the instructions it uses) narrows what the flags offer."""
+    from tfcharrnn.models import devices
+    flags = devices.cpu_flags() if flags is None else flags
+    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "") if isa_cap is None else isa_cap
+    if isa_cap.upper().startswith("AVX2"):
+        flags = {f for f in flags if not f.startswith(("avx512", "amx"))}
+    unit = ("AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags
+            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+            else "no AVX2")
+    if precision == "float32" and unit in ("AMX", "AVX512-BF16"):
+        unit = "AVX-512"   # the float32 products use neither
+    names = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+    return f"{unit}{' (oneDNN capped)' if isa_cap else ''}, {names.get(precision, precision)}"
 
 
 def main():
@@ -123,7 +153,8 @@ def main():
         run_dir = os.path.join(args.out_dir, cell)
         row = results.get(cell, {})
         if not args.skip_train:
-            row = {"minutes": train(cell, run_dir, args.train_flag), "cpu": cpu_name()}
+            row = {"minutes": train(cell, run_dir, args.train_flag), "cpu": cpu_name(),
+                   "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
         rates = (logged(run_dir, "train/chars_per_sec")
                  or logged(run_dir, "chars_per_sec"))        # runs logged before 2026-12-03
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
@@ -137,18 +168,20 @@ def main():
             "model": config["model"],
             "train": config["train"],
         })
+        shown = row["cpu"].rsplit("(", 1)[-1].rstrip(")").split() if row.get("cpu") else None
+        row["cpu_kind"] = cpu_kind(config["model"]["precision"], shown, row.get("isa_cap"))
         if config["train"].get("ema_decay"):
             row["best_raw"] = evaluate_raw(run_dir, tail, "best")
             row["latest_raw"] = evaluate_raw(run_dir, tail, "latest")
         results[cell] = row
         with open(results_path, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
-    print("| cell | held-out nats/char | bits/char | last checkpoint nats/char | minutes "
-          "| steps | train chars/s | parameters |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| cell | CPU kind | held-out nats/char | bits/char | last checkpoint nats/char "
+          "| minutes | steps | train chars/s | parameters |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for cell, r in results.items():       # every run in results.json, --cells or not
         m = r.get("minutes")
-        print(f"| {cell} | {r['best']['loss_nats_per_token']:.4f} "
+        print(f"| {cell} | {r.get('cpu_kind', '?')} | {r['best']['loss_nats_per_token']:.4f} "
               f"| {r['best']['bits_per_token']:.4f} "
               f"| {r['latest']['loss_nats_per_token']:.4f} "
               f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "

@@ -5,6 +5,12 @@ A preset is an absl flagfile, flags/presets/NAME.cfg, whose first line is a comm
 placed before every other flag, so that flags given on the command line override the preset
 (absl keeps the last value of a flag). The resolved values, not the preset's name alone, are
 what config.json records.
+
+A preset may hold variants by precision: flags/presets/NAME/PRECISION.cfg (for example
+cpu_hour/float32.cfg), read after NAME.cfg and before the command line, for the precision that
+`--precision` (the command line's, else the preset's) resolves to on this machine
+(`--precision=auto`: the entry point's `resolve_precision`). The same command then trains the
+recipe that suits the steps the machine affords, and config.json records the values used.
 """
 
 import os
@@ -30,8 +36,37 @@ def path(name: str) -> str:
     return os.path.join(PRESET_DIR, f"{name}.cfg")
 
 
-def with_preset(argv: list) -> list:
-    """argv with --preset=NAME (or --preset NAME) turned into its flagfile, first."""
+def variants(name: str) -> dict:
+    """{precision: path} of the preset's variants (none for most presets)."""
+    folder = os.path.join(PRESET_DIR, name)
+    if not os.path.isdir(folder):
+        return {}
+    return {f[:-len(".cfg")]: os.path.join(folder, f)
+            for f in sorted(os.listdir(folder)) if f.endswith(".cfg")}
+
+
+def _last_value(args, flag: str):
+    """The last value of --flag=VALUE (or --flag VALUE) in a list of arguments, or None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg.startswith(f"--{flag}="):
+            value = arg.split("=", 1)[1]
+        elif arg == f"--{flag}" and i + 1 < len(args):
+            value = args[i + 1]
+    return value
+
+
+def _file_args(file_path: str) -> list:
+    with open(file_path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+
+
+def with_preset(argv: list, resolve_precision=None) -> list:
+    """argv with --preset=NAME (or --preset NAME) turned into its flagfile, first, and the
+    flagfile of the variant for the resolved precision after it.
+
+    resolve_precision: "auto" (or any --precision value) -> the precision this machine trains
+    in; without it, a preset's variant is chosen by the value as written."""
     name, rest, i = None, [], 1
     while i < len(argv):
         arg = argv[i]
@@ -47,7 +82,15 @@ def with_preset(argv: list) -> list:
     if name not in available():
         raise flags.IllegalFlagValueError(
             f"unknown --preset={name!r}; choose one of: {', '.join(available())}")
-    return [argv[0], f"--flagfile={path(name)}", f"--preset={name}", *rest]
+    files = [path(name)]
+    chosen = variants(name)
+    if chosen:
+        precision = (_last_value(rest, "precision")
+                     or _last_value(_file_args(path(name)), "precision") or "float32")
+        precision = resolve_precision(precision) if resolve_precision else precision
+        if precision in chosen:
+            files.append(chosen[precision])
+    return [argv[0], *(f"--flagfile={f}" for f in files), f"--preset={name}", *rest]
 
 
 def help_text() -> str:

@@ -4,6 +4,8 @@ import dataclasses
 import io
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from absl import flags as absl_flags
@@ -73,3 +75,66 @@ def test_max_minutes_stops_validates_saves_and_resumes(tmp_path, corpus_path):
     assert "at step 1" in out.getvalue() and summary["step"] == 4
     assert not summary["out_of_time"]
     assert os.path.exists(os.path.join(config.train.checkpoint_dir, "ckpt-4.index"))
+
+
+def test_a_preset_variant_follows_the_precision_it_resolves_to(tmp_path, monkeypatch):
+    (tmp_path / "hour.cfg").write_text("# hour: a test preset\n--hidden_size=64\n"
+                                       "--dropout=0.3\n--precision=auto\n")
+    (tmp_path / "hour").mkdir()
+    (tmp_path / "hour" / "float32.cfg").write_text("# float32: fewer steps\n--dropout=0.1\n")
+    monkeypatch.setattr(presets, "PRESET_DIR", str(tmp_path))
+    asked = []
+
+    def parse_on(machine, *args):
+        def resolve(precision):
+            asked.append(precision)
+            return machine if precision == "auto" else precision
+        fv = absl_flags.FlagValues()
+        tfcharrnn_flags.define_train_flags(fv)
+        fv(presets.with_preset(["train", "--preset=hour", *args], resolve))
+        return tfcharrnn_flags.run_config(fv)
+
+    on_float32 = parse_on("float32")
+    assert asked == ["auto"]                        # the preset's own --precision
+    assert on_float32.model.dropout == 0.1          # the variant over the preset
+    assert on_float32.model.hidden_size == 64 and on_float32.train.preset == "hour"
+    on_bf16 = parse_on("mixed_bfloat16")
+    assert on_bf16.model.dropout == 0.3             # no variant for bfloat16: the preset
+    # The command line's --precision decides, and its flags override the variant's.
+    assert parse_on("mixed_bfloat16", "--precision=float32").model.dropout == 0.1
+    assert asked[-1] == "float32"
+    assert parse_on("float32", "--precision", "mixed_bfloat16").model.dropout == 0.3
+    assert parse_on("float32", "--dropout=0.2").model.dropout == 0.2
+    assert presets.variants("hour") == {"float32": str(tmp_path / "hour" / "float32.cfg")}
+    assert list(presets.available()) == ["hour"]    # a variant is not a preset of its own
+
+
+def test_verbosity_is_read_from_an_unparsed_command_line():
+    from tfcharrnn import cli
+    assert cli.verbosity_in(["train", "--preset=cpu_hour"]) == -1
+    assert cli.verbosity_in(["train", "--verbosity=1"]) == 1
+    assert cli.verbosity_in(["train", "-v", "2"]) == 2
+    assert cli.verbosity_in(["train", "--v=0"]) == 0
+
+
+def test_cpu_hour_trains_its_float32_recipe_where_products_run_in_float32():
+    def parse_as(precision, *args):
+        fv = absl_flags.FlagValues()
+        tfcharrnn_flags.define_train_flags(fv)
+        fv(presets.with_preset(["train", "--preset=cpu_hour", *args], lambda p: precision))
+        return tfcharrnn_flags.run_config(fv)
+
+    float32, bf16 = parse_as("float32"), parse_as("mixed_bfloat16")
+    assert float32.model.weight_dropout < bf16.model.weight_dropout == 0.35
+    assert dataclasses.replace(float32.model, weight_dropout=0.35) == bf16.model
+    assert float32.train == bf16.train and float32.data == bf16.data  # only the recipe differs
+    # train's own expansion asks --precision=auto of this machine, quietly (no TensorFlow
+    # start-up lines), as train_lib resolves it.
+    code = ("from tfcharrnn import train; "
+            "print(train.expand_argv(['train', '--preset=cpu_hour'])); "
+            "from tfcharrnn.models import devices; print(devices.resolve_precision('auto'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv, resolved = out.stdout.splitlines()
+    assert ("cpu_hour/float32.cfg" in argv) == (resolved == "float32"), argv
+    assert "oneDNN" not in out.stderr and "cpu_feature_guard" not in out.stderr

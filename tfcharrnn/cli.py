@@ -86,6 +86,21 @@ def _fail(message: str, code: int):
     sys.exit(code)
 
 
+def verbosity_in(argv) -> int:
+    """verbosity() from a command line absl has not parsed yet (for work done while
+    expanding it, such as a preset's choice of precision)."""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in ("--verbosity", "--v", "-v"):
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) else "0"
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return -1
+
+
 def verbosity() -> int:
     """The --verbosity the user asked for; -1 (quiet) when not given.
 
@@ -121,4 +136,4 @@ def run(main, expand_argv=None, tensorflow: bool = True):
     app.run(wrapped, flags_parser=lambda argv: _parse_flags(argv, expand_argv))
 
 
-__all__ = ["run", "import_tensorflow"]
+__all__ = ["run", "import_tensorflow", "verbosity_in"]

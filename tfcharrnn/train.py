@@ -20,5 +20,15 @@ def main(argv):
     train_lib.train_and_evaluate(tfcharrnn_flags.run_config(), overwrite=FLAGS.overwrite)
 
 
+def expand_argv(argv):
+    """--preset=NAME as its flagfiles; a preset with variants by precision (cpu_hour) picks
+    the one for what --precision resolves to here, as train_lib will resolve it."""
+    def resolve_precision(precision):
+        cli.import_tensorflow(cli.verbosity_in(argv))  # quiet, as the command's own import
+        from tfcharrnn.models import devices
+        return devices.resolve_precision(precision)
+    return tfcharrnn_flags.with_preset(argv, resolve_precision)
+
+
 if __name__ == "__main__":
-    cli.run(main, expand_argv=tfcharrnn_flags.with_preset)
+    cli.run(main, expand_argv=expand_argv)
