@@ -127,3 +127,18 @@ def test_measure_prepare_reports_the_encoded_size_of_a_corpus(tmp_path):
     assert result["vocab"] == len(set("to be or not to be\n"))
     assert result["ids_dtype"] == "uint8" and result["ids_bytes"] == 19 * 500
     assert result["peak_rss_bytes"] >= result["rss_before_bytes"] > 0
+
+
+def test_cpu_hour_names_the_cpu_kind_its_products_ran_on():
+    spec = importlib.util.spec_from_file_location("bench_cpu_hour",
+                                                  os.path.join(BENCH, "cpu_hour.py"))
+    cpu_hour = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cpu_hour)
+    amx = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert cpu_hour.cpu_kind("mixed_bfloat16", amx, "") == "AMX, bfloat16"
+    assert cpu_hour.cpu_kind("mixed_bfloat16", {"avx2", "avx512f", "avx512_bf16"},
+                             "") == "AVX512-BF16, bfloat16"
+    # float32 products use neither bfloat16 unit; oneDNN's cap narrows the vector unit.
+    assert cpu_hour.cpu_kind("float32", amx, "") == "AVX-512, float32"
+    assert cpu_hour.cpu_kind("float32", amx, "AVX2") == "AVX2 (oneDNN capped), float32"
+    assert cpu_hour.cpu_kind("float32", {"avx2", "fma"}, "") == "AVX2, float32"
