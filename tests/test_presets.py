@@ -138,3 +138,18 @@ def test_cpu_hour_trains_its_float32_recipe_where_products_run_in_float32():
     argv, resolved = out.stdout.splitlines()
     assert ("cpu_hour/float32.cfg" in argv) == (resolved == "float32"), argv
     assert "oneDNN" not in out.stderr and "cpu_feature_guard" not in out.stderr
+
+
+def test_an_error_while_expanding_the_command_line_is_one_line(capsys):
+    # train's expansion imports TensorFlow to resolve --precision=auto, so the import's own
+    # refusals (two TensorFlow distributions installed) come from there: one line, no traceback.
+    from tfcharrnn import cli
+    from tfcharrnn.errors import TfcharrnnError
+
+    def expand(argv):
+        raise TfcharrnnError("two TensorFlow distributions are installed; reinstall one")
+    with pytest.raises(SystemExit) as exit_info:
+        cli._parse_flags(["train", "--preset=cpu_hour"], expand)
+    assert exit_info.value.code == TfcharrnnError("x").exit_code != 0
+    assert capsys.readouterr().err == (
+        "error: two TensorFlow distributions are installed; reinstall one\n")

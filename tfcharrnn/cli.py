@@ -79,6 +79,8 @@ def _parse_flags(argv, expand_argv=None):
         return FLAGS(expand_argv(argv) if expand_argv else argv)
     except flags.Error as e:
         _fail(f"{e}; run with --helpshort to list the flags", 2)
+    except TfcharrnnError as e:  # an expansion that imports TensorFlow (train's --preset)
+        _fail(str(e), e.exit_code)
 
 
 def _fail(message: str, code: int):
