@@ -17,10 +17,10 @@ from test_errors import assert_one_line_error
 from tfcharrnn import checkpoints, train_lib
 
 
-def parse(*args):
+def parse(*args, resolve_precision=None):
     fv = absl_flags.FlagValues()
     tfcharrnn_flags.define_train_flags(fv)
-    fv(tfcharrnn_flags.with_preset(["train", *args]))
+    fv(tfcharrnn_flags.with_preset(["train", *args], resolve_precision))
     return tfcharrnn_flags.run_config(fv)
 
 
@@ -89,10 +89,7 @@ def test_a_preset_variant_follows_the_precision_it_resolves_to(tmp_path, monkeyp
         def resolve(precision):
             asked.append(precision)
             return machine if precision == "auto" else precision
-        fv = absl_flags.FlagValues()
-        tfcharrnn_flags.define_train_flags(fv)
-        fv(presets.with_preset(["train", "--preset=hour", *args], resolve))
-        return tfcharrnn_flags.run_config(fv)
+        return parse("--preset=hour", *args, resolve_precision=resolve)
 
     on_float32 = parse_on("float32")
     assert asked == ["auto"]                        # the preset's own --precision
@@ -118,11 +115,8 @@ def test_verbosity_is_read_from_an_unparsed_command_line():
 
 
 def test_cpu_hour_trains_its_float32_recipe_where_products_run_in_float32():
-    def parse_as(precision, *args):
-        fv = absl_flags.FlagValues()
-        tfcharrnn_flags.define_train_flags(fv)
-        fv(presets.with_preset(["train", "--preset=cpu_hour", *args], lambda p: precision))
-        return tfcharrnn_flags.run_config(fv)
+    def parse_as(precision):
+        return parse("--preset=cpu_hour", resolve_precision=lambda p: precision)
 
     float32, bf16 = parse_as("float32"), parse_as("mixed_bfloat16")
     assert float32.model.weight_dropout < bf16.model.weight_dropout == 0.35
