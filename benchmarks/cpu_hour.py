@@ -101,12 +101,13 @@ def parameters(run_dir: str) -> int:
 def cpu_name() -> str:
     """The CPU's model, the cores this process may run on (taskset narrows them) and the
     vector flags that decide its speed."""
+    from tfcharrnn.models import devices
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     except OSError:
         return platform.processor()
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
+    flags = devices.cpu_flags()       # the flags cpu_kind and --precision=auto read
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     cores = len(os.sched_getaffinity(0))
     return (f"{fields.get('Model name', '?').strip()}, {cores} core{'s' * (cores != 1)}"
