@@ -9,8 +9,10 @@ For each cell: `python -m tfcharrnn.train --preset=cpu_hour --model=CELL` into O
 (one process, the whole machine, one after another), then `python -m tfcharrnn.evaluate` of its
 best and latest checkpoints on the held-out tail: the last 10% of the bundled corpus, which
 the default split keeps out of training, as one stream from a zero state. Prints a Markdown
-table and writes OUT_DIR/results.json. Train chars/s is the median of the per-step rates the
-run logged (validation excluded); minutes are the wall time of the train command.
+table, then each run's validation loss at every 10 minutes (the last evaluation at or before
+the mark), and writes OUT_DIR/results.json (with each run's validation curve). Train
+chars/s is the median of the per-step rates the run logged (validation excluded); minutes
+are the wall time of the train command.
 The table's CPU kind is the widest vector unit the products use and their precision (the
 preset's `--precision=auto` picks bfloat16 where the CPU multiplies it); pass
 `--train_flag=--precision=float32` for the float32 row on such a CPU. An AVX2-only 2-core
@@ -35,6 +37,7 @@ import tempfile
 import time
 
 CELLS = ("rnn", "gru", "lstm")   # the table's default rows (--cells: any registered cell)
+MARKS = (10, 20, 30, 40, 50, 60)  # minutes at which the second table reads validation
 
 
 def held_out_tail(out_dir: str) -> str:
@@ -92,6 +95,25 @@ def logged(run_dir: str, tag: str) -> list:
     return curve[1] if curve else []
 
 
+def at_marks(minutes: list, values: list, marks=MARKS) -> list:
+    """The last value logged at or before each mark (None before the first): what the run
+    had to show at that minute."""
+    shown = []
+    for mark in marks:
+        before = [v for m, v in zip(minutes, values) if m <= mark]
+        shown.append(before[-1] if before else None)
+    return shown
+
+
+def validation_curve(run_dir: str) -> dict:
+    """The run's validation loss against minutes since its first event, kept in results.json
+    so the by-minute table (and a figure) outlive the run's event files."""
+    from tfcharrnn import plot_lib
+    curve = plot_lib.read_curve(os.path.join(run_dir, "logs"), "val/loss")
+    minutes, values = curve if curve else ([], [])
+    return {"minutes": [round(m, 3) for m in minutes], "loss": values}
+
+
 def parameters(run_dir: str) -> int:
     from tfcharrnn import checkpoints
     _, _, model = checkpoints.restore_model(run_dir, "latest")
@@ -132,6 +154,20 @@ def cpu_kind(precision: str, flags: set = None, isa_cap: str = None) -> str:
     return f"{unit}{' (oneDNN capped)' if isa_cap else ''}, {names.get(precision, precision)}"
 
 
+def print_by_minute(results: dict):
+    """Validation loss at each mark of MARKS, and the best, for every run that kept its curve."""
+    kept = {cell: r["val_curve"] for cell, r in results.items()
+            if r.get("val_curve", {}).get("loss")}
+    if not kept:
+        return
+    print("\n| cell | " + " | ".join(f"val at {m} min" for m in MARKS) + " | best val |")
+    print("|---|" + "---|" * (len(MARKS) + 1))
+    for cell, curve in kept.items():
+        shown = at_marks(curve["minutes"], curve["loss"])
+        row = ["" if v is None else f"{v:.4f}" for v in shown]
+        print(f"| {cell} | " + " | ".join(row) + f" | {min(curve['loss']):.4f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out_dir", default="runs/cpu_hour")
@@ -166,6 +202,7 @@ def main():
             "steps": len(rates),
             "chars_per_sec": statistics.median(rates) if rates else None,
             "parameters": parameters(run_dir),
+            "val_curve": validation_curve(run_dir),
             "model": config["model"],
             "train": config["train"],
         })
@@ -187,6 +224,7 @@ def main():
               f"| {r['latest']['loss_nats_per_token']:.4f} "
               f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "
               f"| {r['chars_per_sec']:,.0f} | {r['parameters']:,} |")
+    print_by_minute(results)
     for cell, r in results.items():
         if "best_raw" in r:
             print(f"{cell}: --ema_decay={r['train']['ema_decay']}; the weights themselves "

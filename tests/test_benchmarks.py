@@ -27,6 +27,14 @@ def _load_run():
     return module
 
 
+def _load_cpu_hour():
+    spec = importlib.util.spec_from_file_location("bench_cpu_hour",
+                                                  os.path.join(BENCH, "cpu_hour.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("cell", cells.NAMES)
 def test_flops_per_char_count_every_weight_matrix_of_the_real_model(cell):
     run = _load_run()
@@ -130,10 +138,7 @@ def test_measure_prepare_reports_the_encoded_size_of_a_corpus(tmp_path):
 
 
 def test_cpu_hour_names_the_cpu_kind_its_products_ran_on():
-    spec = importlib.util.spec_from_file_location("bench_cpu_hour",
-                                                  os.path.join(BENCH, "cpu_hour.py"))
-    cpu_hour = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cpu_hour)
+    cpu_hour = _load_cpu_hour()
     amx = {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
     assert cpu_hour.cpu_kind("mixed_bfloat16", amx, "") == "AMX, bfloat16"
     assert cpu_hour.cpu_kind("mixed_bfloat16", {"avx2", "avx512f", "avx512_bf16"},
@@ -142,3 +147,12 @@ def test_cpu_hour_names_the_cpu_kind_its_products_ran_on():
     assert cpu_hour.cpu_kind("float32", amx, "") == "AVX-512, float32"
     assert cpu_hour.cpu_kind("float32", amx, "AVX2") == "AVX2 (oneDNN capped), float32"
     assert cpu_hour.cpu_kind("float32", {"avx2", "fma"}, "") == "AVX2, float32"
+
+
+def test_cpu_hour_reads_validation_at_each_mark_as_the_last_evaluation_before_it():
+    cpu_hour = _load_cpu_hour()
+    minutes = [3.0, 9.5, 10.0, 14.0, 27.0]
+    losses = [2.0, 1.9, 1.8, 1.7, 1.6]
+    # 10.0 is at the mark (counts); nothing was logged before 1 minute; 30 holds 27's value.
+    assert cpu_hour.at_marks(minutes, losses, marks=(1, 10, 20, 30)) == [None, 1.8, 1.7, 1.6]
+    assert cpu_hour.at_marks([], [], marks=(10,)) == [None]
