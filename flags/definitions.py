@@ -89,6 +89,10 @@ def define_model_flags(fv=FLAGS):
                        "DropConnect of the recurrent (hidden-to-hidden) weights in training, "
                        "one mask per window (AWD-LSTM's WeightDrop), in [0, 1).",
                        flag_values=fv)
+    flags.DEFINE_bool("locked_dropout", _M.locked_dropout,
+                      "--dropout draws one mask per stream and keeps it for every step of the "
+                      "window (AWD-LSTM's locked dropout) instead of a new mask at every step.",
+                      flag_values=fv)
     flags.DEFINE_enum("precision", _M.precision, cfg.PRECISIONS,
                       "Matrix products in float32, or in bfloat16 / float16 with everything "
                       "else float32 (mixed_float16 adds loss scaling; for GPUs); auto: "

@@ -283,6 +283,58 @@ def test_weight_dropout_same_in_both_back_ends_and_only_when_training(cell, monk
     np.testing.assert_allclose(outputs["keras"], outputs["manual"], atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["keras", "manual"])
+def test_locked_dropout_holds_one_mask_per_stream_for_the_whole_window(backend):
+    """--locked_dropout: a unit dropped for a stream stays dropped at every step of the window,
+    streams draw their own masks; without it the mask changes from step to step. Evaluation
+    drops nothing either way."""
+    for locked in (True, False):
+        model = build_model(ModelConfig(backend=backend, num_layers=2, hidden_size=16,
+                                        embedding_size=4, dropout=0.5, locked_dropout=locked),
+                            vocab_size=8)
+        model(tf.zeros([3, 5], tf.int32), model.initial_state(3))     # builds Keras' layers
+        x = tf.ones([20, 3, 16])                                        # [T, B, H]
+        for i in (1, 2):                        # between the layers, before the softmax
+            dropped = model.dropout(i, x, training=True).numpy()
+            assert set(np.unique(dropped)) == {0.0, 2.0}               # inverted: 1 / (1 - 0.5)
+            kept = dropped != 0
+            assert (kept == kept[:1]).all() == locked                  # the same at every step
+            assert not (kept[0] == kept[0, :1]).all()                  # streams differ
+        np.testing.assert_array_equal(model.dropout(1, x, training=False), x)
+
+
+@pytest.mark.parametrize("backend,own_loop", [("keras", True), ("keras", False),
+                                              ("manual", True)])
+def test_locked_dropout_holds_the_mask_along_time_on_every_path(backend, own_loop, monkeypatch):
+    """Each place the forward pass drops activations holds the mask along the axis of length
+    T: time-major in the cells' loops, batch-major between Keras' own layers (own_loop=False,
+    the path of masking or cuDNN)."""
+    model = build_model(ModelConfig(backend=backend, num_layers=3, hidden_size=6,
+                                    embedding_size=4, dropout=0.3, locked_dropout=True),
+                        vocab_size=8)
+    ids = tf.zeros([2, 7], tf.int32)                                     # B = 2, T = 7
+    model(ids, model.initial_state(2))
+    for layer in getattr(model, "rnn_layers", []):
+        layer.use_bptt_kernel = own_loop
+    held = []
+    real = ops.dropout
+
+    def recording(x, rate, seed, time_axis=None):
+        held.append(x.shape[time_axis])
+        return real(x, rate, seed, time_axis)
+
+    monkeypatch.setattr(ops, "dropout", recording)
+    logits, _ = model(ids, model.initial_state(2), training=True)
+    assert logits.shape == (2, 7, 8)
+    assert held == [7, 7, 7]                   # two layer boundaries and the softmax's input
+
+
+def test_locked_dropout_without_dropout_is_a_usage_error():
+    from tfcharrnn.errors import UsageError
+    with pytest.raises(UsageError, match="--locked_dropout.*set --dropout"):
+        ModelConfig(locked_dropout=True)
+
+
 @pytest.mark.parametrize("cell", [c for c in CELLS if not cells.get(c).recurrent])
 def test_weight_dropout_is_refused_for_a_cell_without_recurrent_weights(cell):
     from tfcharrnn.errors import UsageError

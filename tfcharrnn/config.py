@@ -113,6 +113,7 @@ class ModelConfig:
     embedding_size: int = 64   # token embedding width (0 = one-hot input)
     dropout: float = 0.0       # dropout between layers and before the softmax, when training
     weight_dropout: float = 0.0  # DropConnect of the recurrent weights, when training
+    locked_dropout: bool = False  # --dropout: one mask per stream for the whole window
     precision: str = "float32"  # of the matrix products: float32, mixed_bfloat16, mixed_float16,
     #                             or auto (resolved by models/devices.py before a model is built)
 
@@ -130,6 +131,9 @@ class ModelConfig:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.weight_dropout < 1.0:
             raise UsageError(f"--weight_dropout must be in [0, 1), got {self.weight_dropout}")
+        if self.locked_dropout and self.dropout == 0:
+            raise UsageError("--locked_dropout holds --dropout's masks over time, but --dropout "
+                             "is 0: set --dropout (e.g. --dropout=0.3) or drop --locked_dropout")
 
 
 @dataclasses.dataclass(frozen=True)

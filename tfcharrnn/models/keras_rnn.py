@@ -7,7 +7,8 @@ a fixed batch size). The state is a flat list of [batch, hidden] tensors: per la
 the LSTM and (h,) for the GRU and the basic RNN.
 
 Dropout follows char-rnn: on the input of every recurrent layer but the first, and on the
-output of the top layer, only when training.
+output of the top layer, only when training; a new mask at every step, or with
+--locked_dropout one per stream for the window (AWD-LSTM).
 
 Initialization follows PyTorch (and Torch char-rnn's uniform scheme), not the Keras defaults:
 embedding N(0, 1), every recurrent weight and bias U(-1/sqrt(H), 1/sqrt(H)), the softmax layer
@@ -80,16 +81,21 @@ class ReplicaDropout(keras.layers.Dropout):
 
     Under a strategy the layer's seed generator is one mirrored variable, so every replica
     would draw the same mask for its rows. With several replicas the replica's index is folded
-    into the drawn seed; with one, this is Keras' Dropout unchanged.
+    into the drawn seed; with one, this is Keras' Dropout unchanged. `time_axis` (an axis of
+    inputs, for --locked_dropout) holds one mask per stream along it (ops.dropout).
     """
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, time_axis=None):
+        if not (training and self.rate > 0):
+            return inputs
         ctx = tf.distribute.get_replica_context()
-        if not (training and self.rate > 0) or ctx is None or ctx.num_replicas_in_sync == 1:
+        several = ctx is not None and ctx.num_replicas_in_sync > 1
+        if time_axis is None and not several:
             return super().call(inputs, training=training)
         seed = tf.cast(self.seed_generator.next(), tf.int64)                 # [2]
-        seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
-        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
+        if several:
+            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        return ops.dropout(inputs, self.rate, seed, time_axis)
 
 
 def _uniform(hidden_size):
@@ -162,8 +168,11 @@ class KerasRNN(stacked.StackedRNN, keras.Model):
     def logits(self, x):
         return self.softmax(x)
 
-    def dropout(self, i, x, training):
-        return self.dropouts[i - 1](x, training=training) if self.dropouts else x
+    def dropout(self, i, x, training, time_axis=0):
+        if not self.dropouts:
+            return x
+        locked = time_axis if self.config.locked_dropout else None
+        return self.dropouts[i - 1](x, training=training, time_axis=locked)
 
     def window_params(self, i, training):
         """With several replicas each draws its own DropConnect mask, as ReplicaDropout does."""
@@ -197,7 +206,7 @@ class KerasRNN(stacked.StackedRNN, keras.Model):
         n, new_state = self.cell.state_size, []
         for i, layer in enumerate(self.rnn_layers):
             if i > 0:
-                x = self.dropout(i, x, training)
+                x = self.dropout(i, x, training, time_axis=1)           # x: [B, T, H]
             x, *layer_state = layer(x, initial_state=list(state[i * n:(i + 1) * n]),
                                     training=training)                  # x: [B, T, H]
             new_state.extend(layer_state)

@@ -109,12 +109,12 @@ class ManualRNN(stacked.StackedRNN, tf.Module):
     def logits(self, x):
         return rnn_logits(self.softmax, x)
 
-    def dropout(self, i, x, training):
+    def dropout(self, i, x, training, time_axis=0):
         rate = self.config.dropout
         if not training or rate == 0:
             return x
         seed = self.rng.make_seeds(1)[:, 0]
-        return tf.nn.experimental.stateless_dropout(x, rate, seed=seed)
+        return ops.dropout(x, rate, seed, time_axis if self.config.locked_dropout else None)
 
     def window_params(self, i, training):
         rate = self.config.weight_dropout

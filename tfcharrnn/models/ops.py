@@ -63,3 +63,15 @@ def drop_connect(w, rate: float, seed):
     touches the hidden-to-hidden path; this regularizes it without changing the loop.
     seed: int64 [2], stateless."""
     return tf.nn.experimental.stateless_dropout(w, rate, seed=seed)
+
+
+def dropout(x, rate: float, seed, time_axis=None):
+    """Inverted dropout of activations x (seed int64 [2], stateless). time_axis None: a new
+    mask for every element, so for every time step; an axis of x: one mask per stream held
+    over all the window's steps along it (AWD-LSTM's locked, or variational, dropout: a unit
+    dropped for a stream stays dropped for the window, so the noise does not average out
+    over the steps the recurrence reads)."""
+    noise_shape = None
+    if time_axis is not None:
+        noise_shape = tf.tensor_scatter_nd_update(tf.shape(x), [[time_axis]], [1])
+    return tf.nn.experimental.stateless_dropout(x, rate, seed=seed, noise_shape=noise_shape)

@@ -28,8 +28,9 @@ class StackedRNN:
       logits(x) -> x [T, B, H] through the softmax layer, [T, B, V];
       window_params(i, training) -> layer_params(i), W_hidden dropped-connected when
         training with --weight_dropout (ops.drop_connect);
-      dropout(i, x, training) -> x through the dropout before layer i (1 <= i < L) or before
-        the softmax (i = L)."""
+      dropout(i, x, training, time_axis=0) -> x through the dropout before layer i
+        (1 <= i < L) or before the softmax (i = L); with --locked_dropout one mask per stream
+        held along time_axis (x is time-major here)."""
 
     state_dtype = tf.float32
 
