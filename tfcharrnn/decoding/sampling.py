@@ -59,15 +59,24 @@ class Settings(NamedTuple):
         return Settings(*(field[rows] for field in self))
 
 
+# float32 rounding of a running sum over a vocabulary is well below this; a nucleus this much
+# short of top_p is, for sampling, the same nucleus.
+_MASS_ROUNDING = 1e-5
+
+
 def _nucleus_threshold(ranked, top_p):
     """ranked [B, V] (descending) -> the least logit of each row's nucleus [B, 1]: the
     nucleus is the smallest set of most likely tokens whose probability adds up to at least
     top_p (Holtzman et al., 2020). The most likely token is always kept; tokens tied with the
     least likely kept one are kept too (a threshold on the logit, so no scatter back from
-    sorted order). top_p: a number, or one per row [B]; a row with top_p >= 1 keeps all."""
-    top_p = tf.reshape(tf.cast(top_p, ranked.dtype), [-1, 1])               # [B or 1, 1]
-    before = tf.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)      # mass above each
-    keep = (before < top_p) | (top_p >= 1.0)
+    sorted order). top_p: a number, or one per row [B]; a row with top_p >= 1 keeps all.
+    A mass within _MASS_ROUNDING of top_p counts as reaching it: softmax and the running sum
+    round differently from CPU to CPU (vector width), and a nucleus whose mass is exactly
+    top_p (0.5 + 0.3 for 0.8) must not gain a token on one machine and not on another."""
+    top_p = tf.reshape(tf.cast(top_p, tf.float32), [-1, 1])                 # [B or 1, 1]
+    probs = tf.nn.softmax(tf.cast(ranked, tf.float32))                      # [B, V]
+    before = tf.cumsum(probs, axis=-1, exclusive=True)                      # mass above each
+    keep = (before < top_p - _MASS_ROUNDING) | (top_p >= 1.0)
     return tf.reduce_min(tf.where(keep, ranked, tf.constant(np.inf, ranked.dtype)),
                          axis=-1, keepdims=True)
 
