@@ -43,9 +43,10 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        # the tests drive the server (and its page in Chromium through Selenium)
-        "test": ["pytest>=8", "matplotlib>=3.8", "hypothesis>=6.100"] + SERVE
-        + ["httpx>=0.27", "selenium>=4.20"],
+        # the tests drive the server (and its page in Chromium through Selenium); they run on
+        # two processes (pytest -n 2, pytest-xdist)
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.8", "hypothesis>=6.100"]
+        + SERVE + ["httpx>=0.27", "selenium>=4.20"],
         "plot": ["matplotlib>=3.8"],   # python -m tfcharrnn.plot
         "serve": SERVE,                # python -m tfcharrnn.serve
         "bench": ["torch==2.13.0"],
