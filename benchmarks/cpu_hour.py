@@ -168,6 +168,55 @@ def print_by_minute(results: dict):
         print(f"| {cell} | " + " | ".join(row) + f" | {min(curve['loss']):.4f} |")
 
 
+def measure(run_dir: str, row: dict, tail: str) -> dict:
+    """A run's row of the table: `row` (its minutes and CPU) with the held-out scores of its
+    best and latest checkpoints and what its logs and config.json say."""
+    rates = (logged(run_dir, "train/chars_per_sec")
+             or logged(run_dir, "chars_per_sec"))        # runs logged before 2026-12-03
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    row = dict(row, **{
+        "best": evaluate(run_dir, tail, "best"),
+        "latest": evaluate(run_dir, tail, "latest"),
+        "steps": len(rates),
+        "chars_per_sec": statistics.median(rates) if rates else None,
+        "parameters": parameters(run_dir),
+        "val_curve": validation_curve(run_dir),
+        "model": config["model"],
+        "train": config["train"],
+    })
+    shown = row["cpu"].rsplit("(", 1)[-1].rstrip(")").split() if row.get("cpu") else None
+    row["cpu_kind"] = cpu_kind(config["model"]["precision"], shown, row.get("isa_cap"))
+    if config["train"].get("ema_decay"):
+        row["best_raw"] = evaluate_raw(run_dir, tail, "best")
+        row["latest_raw"] = evaluate_raw(run_dir, tail, "latest")
+    return row
+
+
+def print_table(results: dict):
+    """The README's results table: one row per run in results.json (--cells or not)."""
+    print("| cell | CPU kind | held-out nats/char | bits/char | last checkpoint nats/char "
+          "| minutes | steps | train chars/s | parameters |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for cell, r in results.items():
+        m = r.get("minutes")
+        print(f"| {cell} | {r.get('cpu_kind', '?')} | {r['best']['loss_nats_per_token']:.4f} "
+              f"| {r['best']['bits_per_token']:.4f} "
+              f"| {r['latest']['loss_nats_per_token']:.4f} "
+              f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "
+              f"| {r['chars_per_sec']:,.0f} | {r['parameters']:,} |")
+
+
+def print_raw_weights(results: dict):
+    """With --ema_decay the checkpoints hold the average; these are the weights themselves."""
+    for cell, r in results.items():
+        if "best_raw" in r:
+            print(f"{cell}: --ema_decay={r['train']['ema_decay']}; the weights themselves "
+                  f"instead of their average: best checkpoint "
+                  f"{r['best_raw']['loss_nats_per_token']:.4f}, last "
+                  f"{r['latest_raw']['loss_nats_per_token']:.4f} nats/char")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out_dir", default="runs/cpu_hour")
@@ -192,45 +241,12 @@ def main():
         if not args.skip_train:
             row = {"minutes": train(cell, run_dir, args.train_flag), "cpu": cpu_name(),
                    "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
-        rates = (logged(run_dir, "train/chars_per_sec")
-                 or logged(run_dir, "chars_per_sec"))        # runs logged before 2026-12-03
-        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-        row.update({
-            "best": evaluate(run_dir, tail, "best"),
-            "latest": evaluate(run_dir, tail, "latest"),
-            "steps": len(rates),
-            "chars_per_sec": statistics.median(rates) if rates else None,
-            "parameters": parameters(run_dir),
-            "val_curve": validation_curve(run_dir),
-            "model": config["model"],
-            "train": config["train"],
-        })
-        shown = row["cpu"].rsplit("(", 1)[-1].rstrip(")").split() if row.get("cpu") else None
-        row["cpu_kind"] = cpu_kind(config["model"]["precision"], shown, row.get("isa_cap"))
-        if config["train"].get("ema_decay"):
-            row["best_raw"] = evaluate_raw(run_dir, tail, "best")
-            row["latest_raw"] = evaluate_raw(run_dir, tail, "latest")
-        results[cell] = row
+        results[cell] = measure(run_dir, row, tail)
         with open(results_path, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
-    print("| cell | CPU kind | held-out nats/char | bits/char | last checkpoint nats/char "
-          "| minutes | steps | train chars/s | parameters |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for cell, r in results.items():       # every run in results.json, --cells or not
-        m = r.get("minutes")
-        print(f"| {cell} | {r.get('cpu_kind', '?')} | {r['best']['loss_nats_per_token']:.4f} "
-              f"| {r['best']['bits_per_token']:.4f} "
-              f"| {r['latest']['loss_nats_per_token']:.4f} "
-              f"| {'?' if m is None else f'{m:.1f}'} | {r['steps']:,} "
-              f"| {r['chars_per_sec']:,.0f} | {r['parameters']:,} |")
+    print_table(results)
     print_by_minute(results)
-    for cell, r in results.items():
-        if "best_raw" in r:
-            print(f"{cell}: --ema_decay={r['train']['ema_decay']}; the weights themselves "
-                  f"instead of their average: best checkpoint "
-                  f"{r['best_raw']['loss_nats_per_token']:.4f}, last "
-                  f"{r['latest_raw']['loss_nats_per_token']:.4f} nats/char")
+    print_raw_weights(results)
     cpus = {r.get("cpu") for r in results.values() if r.get("cpu")}
     print(f"\nCPU: {'; '.join(sorted(cpus)) or cpu_name()}")
 

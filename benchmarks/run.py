@@ -96,7 +96,7 @@ def make_corpus(path: str, size: int):
             written += len(part)
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument("--rounds", type=int, default=1)
@@ -111,191 +111,285 @@ def main():
                         help="comma list of the model sizes to train and evaluate")
     parser.add_argument("--cells", default=",".join(CELLS),
                         help="comma list of the cells to train and evaluate")
-    args = parser.parse_args()
-    configs = {n: s for n, s in CONFIGS.items() if n in args.configs.split(",")}
-    cells = [c for c in CELLS if c in args.cells.split(",")]
-    skip = set(filter(None, args.skip.split(",")))
-    steps = 2 if args.quick else 5
-    common = dict(repeats=args.repeats, warmup=2 if args.quick else 3)
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    return parser.parse_args()
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+class Plan:
+    """What one invocation measures, from its flags."""
+
+    def __init__(self, args, torch: bool):
+        self.args = args
+        self.configs = {n: s for n, s in CONFIGS.items() if n in args.configs.split(",")}
+        self.cells = [c for c in CELLS if c in args.cells.split(",")]
+        self.skip = set(filter(None, args.skip.split(",")))
+        self.steps = 2 if args.quick else 5
+        self.common = dict(repeats=args.repeats, warmup=2 if args.quick else 3)
+        self.frameworks = ["keras", "manual"] + (["torch"] if torch else [])
+
+    def wants(self, part: str) -> bool:
+        return part not in self.skip
+
+
+def add(results, section: str, key: str, values):
+    """Appends one process' measurements to results[section][key] (rounds accumulate)."""
+    results[section].setdefault(key, []).extend(values)
+
+
+def measure_train(plan, r, name, shape, cell, results):
+    """Training chars/s of one config and cell in every framework (and bfloat16 at 2 x 512)."""
+    for fw in plan.frameworks:
+        if fw == "torch" and cell not in TORCH_CELLS:
+            continue
+        what = "train_torch" if fw == "torch" else "train"
+        extra = {} if fw == "torch" else {"backend": fw}
+        log(f"round {r + 1}: train {name} {cell} {fw}")
+        add(results, "train", f"{name}/{cell}/{fw}",
+            run_child(what, cell=cell, steps=plan.steps, **shape, **extra, **plan.common))
+        if name == "2x512" and plan.wants("bf16"):
+            log(f"round {r + 1}: train {name} {cell} {fw} mixed_bfloat16")
+            add(results, "train", f"{name}/{cell}/{fw}/bf16",
+                run_child(what, cell=cell, steps=plan.steps, **shape, **extra,
+                          precision="mixed_bfloat16", **plan.common))
+
+
+def measure_evaluate(plan, r, name, shape, cell, results):
+    for fw in ("keras", "manual"):
+        log(f"round {r + 1}: evaluate {name} {cell} {fw}")
+        add(results, "evaluate", f"{name}/{cell}/{fw}",
+            run_child("evaluate", backend=fw, cell=cell, steps=plan.steps, **shape,
+                      **plan.common))
+
+
+def measure_sample(plan, r, results):
+    log(f"round {r + 1}: matvec")
+    results["matvec_gflops"] += run_child("matvec", **plan.common)
+    for fw in ("keras", "manual"):
+        for streams in (1, 64):
+            log(f"round {r + 1}: sample {fw} {streams} stream(s)")
+            add(results, "sample", f"{fw}/{streams}",
+                run_child("sample", backend=fw, cell="lstm", streams=streams,
+                          tokens=256 if plan.args.quick else 1024, **plan.common))
+
+
+def measure_score(plan, r, results):
+    quick = plan.args.quick
+    default = dict(backend="keras", cell="lstm", hidden_size=256,
+                   repeats=1 if quick else plan.args.repeats)
+    lines = 1000 if quick else 10000
+    for method in ("batched", "single"):
+        log(f"round {r + 1}: score {lines:,} lines, {method}")
+        add(results, "score", method,
+            run_child("score", method=method, lines=lines, batch_size=1024, **default))
+    log(f"round {r + 1}: evaluate the held-out tail")
+    add(results, "score", "evaluate_file",
+        run_child("evaluate_file", tokens=30000 if quick else 200000, **default))
+
+
+def measure_round(plan, r, results):
+    """One round: every process once, in turn (so a shared machine's drift hits them alike)."""
+    log(f"round {r + 1}/{plan.args.rounds}: matmul")
+    results["matmul_gflops"] += run_child("matmul", **plan.common)
+    for name, shape in plan.configs.items():
+        for cell in plan.cells:
+            if plan.wants("train"):
+                measure_train(plan, r, name, shape, cell, results)
+            if plan.wants("eval"):
+                measure_evaluate(plan, r, name, shape, cell, results)
+    if plan.wants("sample"):
+        measure_sample(plan, r, results)
+    if plan.wants("score"):
+        measure_score(plan, r, results)
+
+
+def measure_quality(plan, results):
+    for precision in ("float32", "mixed_bfloat16"):
+        log(f"quality: {plan.args.quality_steps} real training steps, 2 x 512 LSTM, {precision}")
+        results["quality"][precision] = run_child(
+            "quality", steps=plan.args.quality_steps, precision=precision)
+
+
+def measure_prepare_and_memory(plan, results):
+    """Preparing a large corpus, then (unless skipped) training's memory on it and on the
+    bundled one: the large corpus is made once for both."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "corpus.txt")
+        make_corpus(path, plan.args.corpus_mb * 1_000_000)
+        log(f"prepare a {plan.args.corpus_mb} MB corpus")
+        results["prepare"] = run_child("prepare", path=path)
+        if not plan.wants("memory"):
+            return
+        results["train_memory"] = {}
+        bundled = os.path.join(HERE, "..", "tfcharrnn", "data", "tinyshakespeare.txt")
+        for name, corpus in (("bundled", bundled), ("large", path)):
+            log(f"training memory, {name} corpus")
+            results["train_memory"][name] = run_child(
+                "train_memory", path=corpus, cell="lstm", num_layers=1, hidden_size=128,
+                steps=50)
+
+
+def write_json(path, plan, results):
+    with open(path, "w") as f:
+        json.dump({"flops_per_char": {
+            f"{n}/{c}": {"train": train_flops_per_char(c, s["hidden_size"]),
+                         "forward": forward_flops_per_char(c, s["hidden_size"])}
+            for n, s in plan.configs.items() for c in plan.cells}, **results}, f, indent=2)
+
+
+def main():
+    args = parse_args()
     torch = have_torch()
     if not torch:
         log("torch is not installed (pip install -e \".[bench]\"): no PyTorch column")
-
+    plan = Plan(args, torch)
     results = {"matmul_gflops": [], "matvec_gflops": [], "train": {}, "evaluate": {},
                "sample": {}, "score": {}, "quality": {}}
-    frameworks = ["keras", "manual"] + (["torch"] if torch else [])
     for r in range(args.rounds):
-        log(f"round {r + 1}/{args.rounds}: matmul")
-        results["matmul_gflops"] += run_child("matmul", **common)
-        for name, shape in configs.items():
-            for cell in cells:
-                if "train" not in skip:
-                    for fw in frameworks:
-                        if fw == "torch" and cell not in TORCH_CELLS:
-                            continue
-                        what = "train_torch" if fw == "torch" else "train"
-                        extra = {} if fw == "torch" else {"backend": fw}
-                        log(f"round {r + 1}: train {name} {cell} {fw}")
-                        results["train"].setdefault(f"{name}/{cell}/{fw}", []).extend(
-                            run_child(what, cell=cell, steps=steps, **shape, **extra, **common))
-                        if name == "2x512" and "bf16" not in skip:
-                            log(f"round {r + 1}: train {name} {cell} {fw} mixed_bfloat16")
-                            results["train"].setdefault(f"{name}/{cell}/{fw}/bf16", []).extend(
-                                run_child(what, cell=cell, steps=steps, **shape, **extra,
-                                          precision="mixed_bfloat16", **common))
-                if "eval" not in skip:
-                    for fw in ("keras", "manual"):
-                        log(f"round {r + 1}: evaluate {name} {cell} {fw}")
-                        results["evaluate"].setdefault(f"{name}/{cell}/{fw}", []).extend(
-                            run_child("evaluate", backend=fw, cell=cell, steps=steps, **shape,
-                                      **common))
-        if "sample" not in skip:
-            log(f"round {r + 1}: matvec")
-            results["matvec_gflops"] += run_child("matvec", **common)
-            for fw in ("keras", "manual"):
-                for streams in (1, 64):
-                    log(f"round {r + 1}: sample {fw} {streams} stream(s)")
-                    results["sample"].setdefault(f"{fw}/{streams}", []).extend(
-                        run_child("sample", backend=fw, cell="lstm", streams=streams,
-                                  tokens=256 if args.quick else 1024, **common))
-        if "score" not in skip:
-            default = dict(backend="keras", cell="lstm", hidden_size=256,
-                           repeats=1 if args.quick else args.repeats)
-            lines = 1000 if args.quick else 10000
-            for method in ("batched", "single"):
-                log(f"round {r + 1}: score {lines:,} lines, {method}")
-                results["score"].setdefault(method, []).extend(
-                    run_child("score", method=method, lines=lines, batch_size=1024, **default))
-            log(f"round {r + 1}: evaluate the held-out tail")
-            results["score"].setdefault("evaluate_file", []).extend(
-                run_child("evaluate_file", tokens=30000 if args.quick else 200000, **default))
-    if "quality" not in skip:
-        for precision in ("float32", "mixed_bfloat16"):
-            log(f"quality: {args.quality_steps} real training steps, 2 x 512 LSTM, {precision}")
-            results["quality"][precision] = run_child(
-                "quality", steps=args.quality_steps, precision=precision)
-    if "prepare" not in skip:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "corpus.txt")
-            make_corpus(path, args.corpus_mb * 1_000_000)
-            log(f"prepare a {args.corpus_mb} MB corpus")
-            results["prepare"] = run_child("prepare", path=path)
-            if "memory" not in skip:
-                results["train_memory"] = {}
-                bundled = os.path.join(HERE, "..", "tfcharrnn", "data", "tinyshakespeare.txt")
-                for name, corpus in (("bundled", bundled), ("large", path)):
-                    log(f"training memory, {name} corpus")
-                    results["train_memory"][name] = run_child(
-                        "train_memory", path=corpus, cell="lstm", num_layers=1,
-                        hidden_size=128, steps=50)
-
-    report(results, frameworks)
+        measure_round(plan, r, results)
+    if plan.wants("quality"):
+        measure_quality(plan, results)
+    if plan.wants("prepare"):
+        measure_prepare_and_memory(plan, results)
+    report(results, plan.frameworks)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"flops_per_char": {
-                f"{n}/{c}": {"train": train_flops_per_char(c, s["hidden_size"]),
-                             "forward": forward_flops_per_char(c, s["hidden_size"])}
-                for n, s in configs.items() for c in cells}, **results}, f, indent=2)
+        write_json(args.json, plan, results)
+
+
+def report_train(results, frameworks, ceiling):
+    med = statistics.median
+    print("Training chars/s (median); in brackets the fraction of the matmul ceiling.\n")
+    head = "| config | cell | MFLOP/char | " + " | ".join(frameworks)
+    if "torch" in frameworks:
+        head += " | keras / torch | manual / torch"
+    print(head + " |\n" + "|---" * (head.count("|")) + "|")
+    for name, shape in CONFIGS.items():
+        for cell in CELLS:
+            if f"{name}/{cell}/{frameworks[0]}" not in results["train"]:
+                continue                                   # not measured (--cells)
+            fpc = train_flops_per_char(cell, shape["hidden_size"])
+            cps = {fw: med(results["train"][f"{name}/{cell}/{fw}"]) for fw in frameworks
+                   if f"{name}/{cell}/{fw}" in results["train"]}   # torch: not every cell
+            row = f"| {name} | {cell} | {fpc / 1e6:.1f} | " + " | ".join(
+                f"{cps[fw]:,.0f} ({cps[fw] * fpc / ceiling:.0%})" if fw in cps else "-"
+                for fw in frameworks)
+            if "torch" in frameworks:
+                row += (f" | {cps['keras'] / cps['torch']:.2f}x | "
+                        f"{cps['manual'] / cps['torch']:.2f}x" if "torch" in cps
+                        else " | - | -")
+            print(row + " |")
+
+
+def report_bf16(results, frameworks, bf16):
+    med = statistics.median
+    print("\nTraining chars/s (median) with --precision=mixed_bfloat16 (PyTorch: bfloat16 "
+          "autocast); in brackets the speed-up over float32 in this run.\n")
+    print("| config | cell | " + " | ".join(frameworks) + " |\n"
+          + "|---" * (len(frameworks) + 2) + "|")
+    for key in sorted({k.rsplit("/", 1)[0] for k in bf16}):
+        name, cell = key.split("/")
+        row = []
+        for fw in frameworks:
+            low, full = bf16.get(f"{key}/{fw}"), results["train"].get(f"{key}/{fw}")
+            row.append(f"{med(low):,.0f} ({med(low) / med(full):.2f}x)" if low and full
+                       else "-")
+        print(f"| {name} | {cell} | " + " | ".join(row) + " |")
+
+
+def report_quality(quality):
+    print("\nValidation loss of `train --preset=cpu_hour` (2 x 512 LSTM) after the same "
+          "real training steps (the cosine over those steps), at each quarter:\n")
+    print("| precision | steps | val loss (nats/char) | at the quarters | minutes |\n"
+          "|---|---|---|---|---|")
+    for precision, r in quality.items():
+        curve = ", ".join(f"{v:.4f}" for v in r["curve"])
+        print(f"| {precision} | {r['steps']} | {r['val_loss']:.4f} | {curve} | "
+              f"{r['minutes']:.1f} |")
+
+
+def report_evaluate(results):
+    med = statistics.median
+    print("\nEvaluation (forward only, training shape) chars/s; x = over training.\n")
+    print("| config | cell | keras | manual |\n|---|---|---|---|")
+    for name in CONFIGS:
+        for cell in CELLS:
+            if f"{name}/{cell}/keras" not in results["evaluate"]:
+                continue                                   # not measured (--cells)
+            columns = []
+            for fw in ("keras", "manual"):
+                e = med(results["evaluate"][f"{name}/{cell}/{fw}"])
+                t = results["train"].get(f"{name}/{cell}/{fw}")
+                columns.append(f"{e:,.0f}" + (f" ({e / med(t):.1f}x)" if t else ""))
+            print(f"| {name} | {cell} | " + " | ".join(columns) + " |")
+
+
+def report_sample(results, ceiling):
+    med = statistics.median
+    fpc = forward_flops_per_char("lstm", 512)
+    matvec = med(results["matvec_gflops"]) * 1e9
+    print(f"\nSampling chars/s, 2 x 512 LSTM ({fpc / 1e6:.1f} MFLOP/char). In brackets the "
+          f"fraction of the ceiling: one stream, float32 matrix-vector {matvec / 1e9:.0f} "
+          f"GFLOP/s = {matvec / fpc:,.0f} chars/s; 64 streams, the matmul ceiling = "
+          f"{ceiling / fpc:,.0f} chars/s.\n")
+    print("| streams | keras | manual |\n|---|---|---|")
+    for streams, top in ((1, matvec), (64, ceiling)):
+        vals = [med(results["sample"][f"{fw}/{streams}"]) for fw in ("keras", "manual")]
+        print(f"| {streams} | " + " | ".join(f"{v:,.0f} ({v * fpc / top:.0%})"
+                                            for v in vals) + " |")
+
+
+def report_score(score):
+    med = statistics.median
+    single, batched = med(score["single"]), med(score["batched"])
+    print(f"\nScoring short lines (2 x 256 LSTM): one at a time {single:,.0f} lines/s, "
+          f"batched 1,024 at a time (`score`) {batched:,.0f} lines/s = {batched / single:.0f}x; "
+          f"`evaluate` (one stream, the held-out tail) "
+          f"{med(score['evaluate_file']):,.0f} chars/s")
+
+
+def report_prepare(p):
+    print(f"\nPreparing a {p['file_bytes'] / 1e6:.0f} MB corpus: {p['seconds']:.2f} s, "
+          f"peak RSS {p['peak_rss_bytes'] / 1e6:.0f} MB "
+          f"({p['peak_rss_bytes'] / p['file_bytes']:.2f}x the file; "
+          f"{p['rss_before_bytes'] / 1e6:.0f} MB before reading), ids "
+          f"{p['ids_dtype']} {p['ids_bytes'] / 1e6:.0f} MB")
+
+
+def report_memory(train_memory):
+    print("\nResident memory of training (1 x 128 LSTM, 50 steps), MB above the process "
+          "with TensorFlow and the model loaded:\n")
+    print("| corpus | encoded ids | after preparing the data | after training |\n"
+          "|---|---|---|---|")
+    for name, m in train_memory.items():
+        base = m["rss_before_data"]
+        print(f"| {name}, {m['file_bytes'] / 1e6:.0f} MB | {m['ids_bytes'] / 1e6:.1f} | "
+              f"+{(m['rss_after_prepare'] - base) / 1e6:.0f} | "
+              f"+{(m['rss_after_training'] - base) / 1e6:.0f} |")
 
 
 def report(results, frameworks):
-    med = statistics.median
-    ceiling = med(results["matmul_gflops"]) * 1e9
+    """The Markdown tables of whatever was measured, in the README's order."""
+    ceiling = statistics.median(results["matmul_gflops"]) * 1e9
     print(f"\nfloat32 matmul (TensorFlow, 2048^3): {ceiling / 1e9:.0f} GFLOP/s = the ceiling\n")
     if results["train"]:
-        print("Training chars/s (median); in brackets the fraction of the matmul ceiling.\n")
-        head = "| config | cell | MFLOP/char | " + " | ".join(frameworks)
-        if "torch" in frameworks:
-            head += " | keras / torch | manual / torch"
-        print(head + " |\n" + "|---" * (head.count("|")) + "|")
-        for name, shape in CONFIGS.items():
-            for cell in CELLS:
-                if f"{name}/{cell}/{frameworks[0]}" not in results["train"]:
-                    continue                                   # not measured (--cells)
-                fpc = train_flops_per_char(cell, shape["hidden_size"])
-                cps = {fw: med(results["train"][f"{name}/{cell}/{fw}"]) for fw in frameworks
-                       if f"{name}/{cell}/{fw}" in results["train"]}   # torch: not every cell
-                row = f"| {name} | {cell} | {fpc / 1e6:.1f} | " + " | ".join(
-                    f"{cps[fw]:,.0f} ({cps[fw] * fpc / ceiling:.0%})" if fw in cps else "-"
-                    for fw in frameworks)
-                if "torch" in frameworks:
-                    row += (f" | {cps['keras'] / cps['torch']:.2f}x | "
-                            f"{cps['manual'] / cps['torch']:.2f}x" if "torch" in cps
-                            else " | - | -")
-                print(row + " |")
+        report_train(results, frameworks, ceiling)
     bf16 = {k[:-len("/bf16")]: v for k, v in results["train"].items() if k.endswith("/bf16")}
     if bf16:
-        print("\nTraining chars/s (median) with --precision=mixed_bfloat16 (PyTorch: bfloat16 "
-              "autocast); in brackets the speed-up over float32 in this run.\n")
-        print("| config | cell | " + " | ".join(frameworks) + " |\n"
-              + "|---" * (len(frameworks) + 2) + "|")
-        for key in sorted({k.rsplit("/", 1)[0] for k in bf16}):
-            name, cell = key.split("/")
-            row = []
-            for fw in frameworks:
-                low, full = bf16.get(f"{key}/{fw}"), results["train"].get(f"{key}/{fw}")
-                row.append(f"{med(low):,.0f} ({med(low) / med(full):.2f}x)" if low and full
-                           else "-")
-            print(f"| {name} | {cell} | " + " | ".join(row) + " |")
+        report_bf16(results, frameworks, bf16)
     if results.get("quality"):
-        q = results["quality"]
-        print("\nValidation loss of `train --preset=cpu_hour` (2 x 512 LSTM) after the same "
-              "real training steps (the cosine over those steps), at each quarter:\n")
-        print("| precision | steps | val loss (nats/char) | at the quarters | minutes |\n"
-              "|---|---|---|---|---|")
-        for precision, r in q.items():
-            curve = ", ".join(f"{v:.4f}" for v in r["curve"])
-            print(f"| {precision} | {r['steps']} | {r['val_loss']:.4f} | {curve} | "
-                  f"{r['minutes']:.1f} |")
+        report_quality(results["quality"])
     if results["evaluate"]:
-        print("\nEvaluation (forward only, training shape) chars/s; x = over training.\n")
-        print("| config | cell | keras | manual |\n|---|---|---|---|")
-        for name, shape in CONFIGS.items():
-            for cell in CELLS:
-                if f"{name}/{cell}/keras" not in results["evaluate"]:
-                    continue                                   # not measured (--cells)
-                cells = []
-                for fw in ("keras", "manual"):
-                    e = med(results["evaluate"][f"{name}/{cell}/{fw}"])
-                    t = results["train"].get(f"{name}/{cell}/{fw}")
-                    cells.append(f"{e:,.0f}" + (f" ({e / med(t):.1f}x)" if t else ""))
-                print(f"| {name} | {cell} | " + " | ".join(cells) + " |")
+        report_evaluate(results)
     if results["sample"]:
-        fpc = forward_flops_per_char("lstm", 512)
-        matvec = med(results["matvec_gflops"]) * 1e9
-        print(f"\nSampling chars/s, 2 x 512 LSTM ({fpc / 1e6:.1f} MFLOP/char). In brackets the "
-              f"fraction of the ceiling: one stream, float32 matrix-vector {matvec / 1e9:.0f} "
-              f"GFLOP/s = {matvec / fpc:,.0f} chars/s; 64 streams, the matmul ceiling = "
-              f"{ceiling / fpc:,.0f} chars/s.\n")
-        print("| streams | keras | manual |\n|---|---|---|")
-        for streams, top in ((1, matvec), (64, ceiling)):
-            vals = [med(results["sample"][f"{fw}/{streams}"]) for fw in ("keras", "manual")]
-            print(f"| {streams} | " + " | ".join(f"{v:,.0f} ({v * fpc / top:.0%})"
-                                                for v in vals) + " |")
+        report_sample(results, ceiling)
     if results["score"]:
-        single, batched = med(results["score"]["single"]), med(results["score"]["batched"])
-        print(f"\nScoring short lines (2 x 256 LSTM): one at a time {single:,.0f} lines/s, "
-              f"batched 1,024 at a time (`score`) {batched:,.0f} lines/s = {batched / single:.0f}x; "
-              f"`evaluate` (one stream, the held-out tail) "
-              f"{med(results['score']['evaluate_file']):,.0f} chars/s")
+        report_score(results["score"])
     if "prepare" in results:
-        p = results["prepare"]
-        print(f"\nPreparing a {p['file_bytes'] / 1e6:.0f} MB corpus: {p['seconds']:.2f} s, "
-              f"peak RSS {p['peak_rss_bytes'] / 1e6:.0f} MB "
-              f"({p['peak_rss_bytes'] / p['file_bytes']:.2f}x the file; "
-              f"{p['rss_before_bytes'] / 1e6:.0f} MB before reading), ids "
-              f"{p['ids_dtype']} {p['ids_bytes'] / 1e6:.0f} MB")
+        report_prepare(results["prepare"])
     if "train_memory" in results:
-        print("\nResident memory of training (1 x 128 LSTM, 50 steps), MB above the process "
-              "with TensorFlow and the model loaded:\n")
-        print("| corpus | encoded ids | after preparing the data | after training |\n"
-              "|---|---|---|---|")
-        for name, m in results["train_memory"].items():
-            base = m["rss_before_data"]
-            print(f"| {name}, {m['file_bytes'] / 1e6:.0f} MB | {m['ids_bytes'] / 1e6:.1f} | "
-                  f"+{(m['rss_after_prepare'] - base) / 1e6:.0f} | "
-                  f"+{(m['rss_after_training'] - base) / 1e6:.0f} |")
+        report_memory(results["train_memory"])
 
 
 if __name__ == "__main__":

@@ -156,3 +156,24 @@ def test_cpu_hour_reads_validation_at_each_mark_as_the_last_evaluation_before_it
     # 10.0 is at the mark (counts); nothing was logged before 1 minute; 30 holds 27's value.
     assert cpu_hour.at_marks(minutes, losses, marks=(1, 10, 20, 30)) == [None, 1.8, 1.7, 1.6]
     assert cpu_hour.at_marks([], [], marks=(10,)) == [None]
+
+
+def test_cpu_hour_table_puts_each_runs_figures_in_their_columns(capsys):
+    cpu_hour = _load_cpu_hour()
+    row = {"cpu_kind": "AVX2, float32", "minutes": 61.04, "steps": 2559,
+           "chars_per_sec": 4969.4, "parameters": 3318401,
+           "best": {"loss_nats_per_token": 1.39301, "bits_per_token": 2.00969},
+           "latest": {"loss_nats_per_token": 1.39382, "bits_per_token": 2.0109}}
+    old = dict(row, cpu_kind="AMX, bfloat16", minutes=None)   # an old run: no minutes kept
+    cpu_hour.print_table({"lstm": row, "gru": old})
+    lines = capsys.readouterr().out.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert len(lines) == 4 and set(lines[1]) == {"|", "-"}
+    rows = [dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+            for line in lines[2:]]
+    assert rows[0] == {"cell": "lstm", "CPU kind": "AVX2, float32",
+                       "held-out nats/char": "1.3930", "bits/char": "2.0097",
+                       "last checkpoint nats/char": "1.3938", "minutes": "61.0",
+                       "steps": "2,559", "train chars/s": "4,969", "parameters": "3,318,401"}
+    assert rows[1]["cell"] == "gru" and rows[1]["CPU kind"] == "AMX, bfloat16"
+    assert rows[1]["minutes"] == "?"
