@@ -50,6 +50,7 @@ TORCH_CELLS = ("rnn", "gru", "lstm")     # the cells PyTorch has: nn.RNN, nn.GRU
 CONFIGS = {"2x512": dict(hidden_size=512, batch_size=64, seq_len=100),
            "2x128": dict(hidden_size=128, batch_size=32, seq_len=50)}
 EMBEDDING, LAYERS, VOCAB = 64, 2, 65
+med = statistics.median   # every table shows the median of its measurements
 
 
 def forward_flops_per_char(cell: str, hidden: int) -> float:
@@ -259,7 +260,6 @@ def main():
 
 
 def report_train(results, frameworks, ceiling):
-    med = statistics.median
     print("Training chars/s (median); in brackets the fraction of the matmul ceiling.\n")
     head = "| config | cell | MFLOP/char | " + " | ".join(frameworks)
     if "torch" in frameworks:
@@ -283,7 +283,6 @@ def report_train(results, frameworks, ceiling):
 
 
 def report_bf16(results, frameworks, bf16):
-    med = statistics.median
     print("\nTraining chars/s (median) with --precision=mixed_bfloat16 (PyTorch: bfloat16 "
           "autocast); in brackets the speed-up over float32 in this run.\n")
     print("| config | cell | " + " | ".join(frameworks) + " |\n"
@@ -310,7 +309,6 @@ def report_quality(quality):
 
 
 def report_evaluate(results):
-    med = statistics.median
     print("\nEvaluation (forward only, training shape) chars/s; x = over training.\n")
     print("| config | cell | keras | manual |\n|---|---|---|---|")
     for name in CONFIGS:
@@ -326,7 +324,6 @@ def report_evaluate(results):
 
 
 def report_sample(results, ceiling):
-    med = statistics.median
     fpc = forward_flops_per_char("lstm", 512)
     matvec = med(results["matvec_gflops"]) * 1e9
     print(f"\nSampling chars/s, 2 x 512 LSTM ({fpc / 1e6:.1f} MFLOP/char). In brackets the "
@@ -341,7 +338,6 @@ def report_sample(results, ceiling):
 
 
 def report_score(score):
-    med = statistics.median
     single, batched = med(score["single"]), med(score["batched"])
     print(f"\nScoring short lines (2 x 256 LSTM): one at a time {single:,.0f} lines/s, "
           f"batched 1,024 at a time (`score`) {batched:,.0f} lines/s = {batched / single:.0f}x; "
@@ -371,7 +367,7 @@ def report_memory(train_memory):
 
 def report(results, frameworks):
     """The Markdown tables of whatever was measured, in the README's order."""
-    ceiling = statistics.median(results["matmul_gflops"]) * 1e9
+    ceiling = med(results["matmul_gflops"]) * 1e9
     print(f"\nfloat32 matmul (TensorFlow, 2048^3): {ceiling / 1e9:.0f} GFLOP/s = the ceiling\n")
     if results["train"]:
         report_train(results, frameworks, ceiling)
