@@ -120,12 +120,16 @@ def test_cpu_hour_trains_its_float32_recipe_where_products_run_in_float32():
 
     float32, bf16 = parse_as("float32"), parse_as("mixed_bfloat16")
     # Fewer steps in float32: less regularization (weight dropout 0.15 and weight decay 0.1
-    # against bfloat16's 0.5 and 0.2); nothing else differs.
+    # against bfloat16's 0.5 and 0.2) and a validation every 200 steps, not 500, so that
+    # its ~2,500 steps still show the curve every few minutes; bfloat16 trains on batches
+    # of 32 (its own variant), float32 on the preset's 64; nothing else differs.
     assert float32.model.weight_dropout < bf16.model.weight_dropout == 0.5
     assert float32.train.weight_decay < bf16.train.weight_decay == 0.2
+    assert float32.train.eval_every < bf16.train.eval_every == 500
     assert dataclasses.replace(float32.model, weight_dropout=0.5) == bf16.model
-    assert dataclasses.replace(float32.train, weight_decay=0.2) == bf16.train
-    assert float32.data == bf16.data
+    assert dataclasses.replace(float32.train, weight_decay=0.2, eval_every=500) == bf16.train
+    assert (float32.data.batch_size, bf16.data.batch_size) == (64, 32)
+    assert dataclasses.replace(float32.data, batch_size=32) == bf16.data
     # train's own expansion asks --precision=auto of this machine, quietly (no TensorFlow
     # start-up lines), as train_lib resolves it.
     code = ("from tfcharrnn import train; "
@@ -135,6 +139,7 @@ def test_cpu_hour_trains_its_float32_recipe_where_products_run_in_float32():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     argv, resolved = out.stdout.splitlines()
     assert ("cpu_hour/float32.cfg" in argv) == (resolved == "float32"), argv
+    assert ("cpu_hour/mixed_bfloat16.cfg" in argv) == (resolved == "mixed_bfloat16"), argv
     assert "oneDNN" not in out.stderr and "cpu_feature_guard" not in out.stderr
 
 
