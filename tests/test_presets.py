@@ -114,7 +114,7 @@ def test_verbosity_is_read_from_an_unparsed_command_line():
     assert cli.verbosity_in(["train", "--v=0"]) == 0
 
 
-def test_cpu_hour_trains_its_float32_recipe_where_products_run_in_float32():
+def test_cpu_hour_trains_the_recipe_of_the_precision_its_products_run_in():
     def parse_as(precision):
         return parse("--preset=cpu_hour", resolve_precision=lambda p: precision)
 
