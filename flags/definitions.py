@@ -132,9 +132,10 @@ def define_train_flags(fv=FLAGS):
     flags.DEFINE_enum("lr_schedule", _T.lr_schedule, cfg.LR_SCHEDULES,
                       "epoch_decay: times --decay_rate per epoch; cosine: down to "
                       "--min_lr_ratio x the rate along half a cosine over the whole run (its "
-                      "steps, or the --max_minutes budget).", flag_values=fv)
+                      "steps, or the --max_minutes budget); linear: the same along a straight "
+                      "line.", flag_values=fv)
     flags.DEFINE_float("min_lr_ratio", _T.min_lr_ratio,
-                       "cosine: the final learning rate as a fraction of --learning_rate.",
+                       "cosine, linear: the final learning rate as a fraction of --learning_rate.",
                        flag_values=fv)
     flags.DEFINE_integer("warmup_steps", _T.warmup_steps,
                          "Raise the learning rate linearly over this many first steps "

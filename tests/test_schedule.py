@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import types
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from tfcharrnn.models import build_model, cells
 from tfcharrnn.models.weight_mapping import keras_to_manual
 
 
-def test_epoch_decay_cosine_and_warmup():
+def test_epoch_decay_cosine_linear_and_warmup():
     decay = TrainConfig(learning_rate=0.01, decay_rate=0.5)
     assert schedule.learning_rate(decay, 100, 3, 0.9) == pytest.approx(0.01 * 0.5 ** 3)
     cosine = TrainConfig(learning_rate=0.01, lr_schedule="cosine", min_lr_ratio=0.1)
@@ -23,9 +24,20 @@ def test_epoch_decay_cosine_and_warmup():
     assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
     assert rates[5] == pytest.approx(0.0055) and rates == sorted(rates, reverse=True)
     assert schedule.learning_rate(cosine, 0, 0, 1.7) == pytest.approx(0.001)  # clipped
+    linear = dataclasses.replace(cosine, lr_schedule="linear", min_lr_ratio=0.0)
+    assert [schedule.learning_rate(linear, 0, 0, p) for p in (0, 0.25, 0.9, 1, 1.3)] == \
+        pytest.approx([0.01, 0.0075, 0.001, 0.0, 0.0])
     warm = dataclasses.replace(cosine, warmup_steps=4)
     assert [schedule.learning_rate(warm, s, 0, 0.0) for s in range(5)] == pytest.approx(
         [0.0025, 0.005, 0.0075, 0.01, 0.01])
+
+
+def test_an_unknown_schedule_is_an_error_not_a_default():
+    # TrainConfig refuses the name first; the dispatch itself must not fall through either.
+    unknown = types.SimpleNamespace(lr_schedule="step", learning_rate=0.01, decay_rate=0.5,
+                                    min_lr_ratio=0.1, warmup_steps=0)
+    with pytest.raises(ValueError, match="step"):
+        schedule.learning_rate(unknown, 0, 0, 0.5)
 
 
 def test_a_run_logs_the_scheduled_rates(tmp_path, corpus_path):

@@ -21,7 +21,7 @@ ENCODING_ERRORS = ("strict", "replace", "ignore")
 SAMPLING_METHODS = ("sample", "argmax", "top_k", "top_p", "beam")
 CHECKPOINT_CHOICES = ("best", "latest")
 SCORE_UNITS = ("line", "sentence")
-LR_SCHEDULES = ("epoch_decay", "cosine")
+LR_SCHEDULES = ("epoch_decay", "cosine", "linear")
 STRATEGIES = ("off", "mirrored", "multi_worker_mirrored")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
@@ -142,8 +142,8 @@ class TrainConfig:
     logdir: str = ""                 # TensorBoard directory ("" = <checkpoint_dir>/logs)
     learning_rate: float = 2e-3      # Adam learning rate at epoch 0
     decay_rate: float = 0.97         # epoch_decay: learning rate multiplier per completed epoch
-    lr_schedule: str = "epoch_decay"  # "epoch_decay" or "cosine" (to the end; see schedule.py)
-    min_lr_ratio: float = 0.1        # cosine: the final learning rate / learning_rate
+    lr_schedule: str = "epoch_decay"  # "epoch_decay", "cosine" or "linear" (see schedule.py)
+    min_lr_ratio: float = 0.1        # cosine, linear: the final learning rate / learning_rate
     warmup_steps: int = 0            # linear warm-up over the first steps (0 = none)
     weight_decay: float = 0.0        # decoupled (AdamW) decay of the weight matrices (0 = none)
     ema_decay: float = 0.0           # evaluate and save an EMA of the weights (0 = off)
